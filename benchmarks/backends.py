@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.search_choice import make_passages
-from langgraph_wideseek.retry import RetryPolicy
+from langgraph_wideseek.runtime import RetryPolicy
 from langgraph_wideseek.tools.local import LocalIndex
 from langgraph_wideseek.tools.netguard import NetGuard
 from langgraph_wideseek.tools.retriever import RetrieverClient

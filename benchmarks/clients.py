@@ -66,7 +66,7 @@ class Scorer:
         import tempfile
 
         from langgraph_wideseek.eval import load_tasks
-        from langgraph_wideseek.testing.synthetic import write_tasks
+        from langgraph_wideseek.testing import write_tasks
 
         self._dir = tempfile.TemporaryDirectory(prefix="wideseek-bench-")
         jsonl, gold = write_tasks(tasks, self._dir.name)

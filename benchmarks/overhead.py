@@ -102,7 +102,7 @@ async def _chatopenai(base_url: str, send: bool = False):
 
 async def _chatvllm(base_url: str, send: bool = False):
     from langgraph_wideseek import WideSeekConfig
-    from langgraph_wideseek.llm import ChatVLLM
+    from langgraph_wideseek.model.chat import ChatVLLM
 
     cfg = WideSeekConfig(base_url=base_url, model="m", max_inflight_requests=IN_FLIGHT)
     llm = ChatVLLM.from_config(cfg).bind_tools(_tools())
@@ -170,7 +170,7 @@ async def _measure_single(kind: str, base_url: str, calls: int) -> dict[str, Any
 
 # --- whole-protocol clients -------------------------------------------------------------------------------
 def _world_and_task(entities: int):
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
     world = World.generate(seed=5, n_categories=1, entities_per_category=max(entities, 10))
     return world, world.named_task(0, entities)
 

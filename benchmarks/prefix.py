@@ -21,7 +21,7 @@ from .harness import ServerProcess, cli, percentile, write_result
 
 
 async def _rollouts(kind: str, base_url: str, n_tasks: int) -> None:
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     from .clients import make_runner
     from .protocol import MemoryCorpus

@@ -328,9 +328,9 @@ python -m benchmarks.width      # or one at a time: width, overhead, scale, sear
 python -m benchmarks.report     # re-render this page from docs/benchmarks/*.json without measuring
 ```
 
-The model is the one part simulated: an OpenAI-compatible server (`langgraph_wideseek.testing.server`) in its
-own process, played by the scripted WideSeek policy (`testing/policy.py`) over a generated world
-(`testing/synthetic.py`), with a latency model (fixed cost per request plus a cost per generated token that can
+The model is the one part simulated: an OpenAI-compatible server (`FakeOpenAIServer` of the simulator,
+`langgraph_wideseek.testing`) in its own process, played by the scripted `WideSeekPolicy` over a generated
+`World`, with a latency model (fixed cost per request plus a cost per generated token that can
 grow with requests in flight). Everything on the client side is the real package: the LangGraph graph,
 `ChatVLLM` over aiohttp, the tool layer, the tantivy index. Every rollout's table is checked against its gold
 table, so no number here was bought with a wrong answer.

@@ -31,7 +31,7 @@ KINDS = ["raw_protocol", "wideseek_graph", "wideseek_graph+tune_gc"]
 
 
 async def _level(kind: str, base_url: str, n: int) -> dict[str, Any]:
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     from .clients import Scorer, make_runner
     from .protocol import MemoryCorpus

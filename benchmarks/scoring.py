@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_wideseek.eval import ExactJudge, OpenAIJudge, load_tasks, score_response
-from langgraph_wideseek.retry import RetryPolicy
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.runtime import RetryPolicy
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "widesearch"

@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import sys
 
-from langgraph_wideseek.testing.policy import WideSeekPolicy, filler_text
-from langgraph_wideseek.testing.server import FakeOpenAIServer, LatencyModel, Reply
+from langgraph_wideseek.testing import WideSeekPolicy, filler_text
+from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel, Reply
 
 
 class StaticPolicy:

@@ -26,7 +26,7 @@ RUNNERS = ["raw_protocol", "wideseek_graph"]
 
 
 async def _measure(base_url: str, srv: ServerProcess, reps: int) -> dict[str, Any]:
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     world = World.generate(seed=9, n_categories=1, entities_per_category=max(WIDTHS))
     corpus = MemoryCorpus(world.corpus_records())

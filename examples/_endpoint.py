@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from langgraph_wideseek import WideSeekConfig
-from langgraph_wideseek.testing.synthetic import World
+from langgraph_wideseek.testing import World
 
 DEMO_DIR = Path(os.environ.get("WIDESEEK_DEMO_DIR", ".wideseek-demo"))
 
@@ -21,8 +21,8 @@ async def demo_config(world: World, **overrides) -> AsyncIterator[WideSeekConfig
     if os.environ.get("OPENAI_BASE_URL"):
         yield WideSeekConfig(**base)
         return
-    from langgraph_wideseek.testing.policy import WideSeekPolicy
-    from langgraph_wideseek.testing.server import FakeOpenAIServer
+    from langgraph_wideseek.testing import WideSeekPolicy
+    from langgraph_wideseek.testing import FakeOpenAIServer
 
     print("No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy).",
           file=sys.stderr)

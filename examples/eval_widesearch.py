@@ -25,8 +25,8 @@ from langgraph_wideseek import WideSeekConfig, WideSeekGraph
 from langgraph_wideseek.eval import ExactJudge, OpenAIJudge, load_tasks
 from langgraph_wideseek.eval.runner import run_eval
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.testing.script import first_user_text, is_lead, turn_index
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import first_user_text, is_lead, turn_index
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "widesearch"
 

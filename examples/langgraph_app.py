@@ -19,7 +19,7 @@ from _endpoint import demo_config
 from langgraph.graph import END, START, StateGraph
 
 from langgraph_wideseek import WideSeekGraph
-from langgraph_wideseek.testing.synthetic import World
+from langgraph_wideseek.testing import World
 
 
 class AppState(TypedDict, total=False):

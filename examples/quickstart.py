@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from langgraph_wideseek import WideSeekConfig, WideSeekGraph
-from langgraph_wideseek.testing.synthetic import World
+from langgraph_wideseek.testing import World
 
 DEMO_DIR = Path(os.environ.get("WIDESEEK_DEMO_DIR", ".wideseek-demo"))
 
@@ -50,8 +50,8 @@ async def main() -> int:
         cfg = WideSeekConfig(search=args.search, corpus=corpus, index_dir=DEMO_DIR / "index")
         print(f"Model: {cfg.model} at {cfg.base_url}", file=sys.stderr)
     else:
-        from langgraph_wideseek.testing.policy import WideSeekPolicy
-        from langgraph_wideseek.testing.server import FakeOpenAIServer, LatencyModel
+        from langgraph_wideseek.testing import WideSeekPolicy
+        from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel
 
         print("No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy, not an LLM).\n"
               "Set OPENAI_BASE_URL to your vLLM server to run the real model.", file=sys.stderr)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from langgraph_wideseek.testing.policy import WideSeekPolicy  # noqa: E402
-from langgraph_wideseek.testing.synthetic import World  # noqa: E402
+from langgraph_wideseek.testing import WideSeekPolicy  # noqa: E402
+from langgraph_wideseek.testing import World  # noqa: E402
 from training.agent_executor import AgentExecutor  # noqa: E402
 from training.data import convert_widesearch_task  # noqa: E402
 from training.engine import SamplingParamsLite  # noqa: E402

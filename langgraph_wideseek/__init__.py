@@ -2,27 +2,39 @@
 
     from langgraph_wideseek import WideSeekGraph, WideSeekConfig
     result = await WideSeekGraph(WideSeekConfig(corpus="corpus.jsonl")).arun("List every ...")
+
+The package is built in floors, each importing only from the floors below it (docs/architecture.md):
+``config`` and ``errors``; ``runtime`` (async helpers); ``model`` (the OpenAI-compatible client); ``tools``;
+``graph``; ``eval``; and ``cli`` on top. ``testing`` is the simulated world for tests, benchmarks and demos.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import WideSeekConfig
-from .result import Usage, WideSeekResult
-from .trajectory import AgentTrajectory, Trajectory, TurnRecord
+from .errors import WideSeekError
+from .graph.result import Usage, WideSeekResult
+from .graph.trajectory import AgentTrajectory, Status, Trajectory, TurnRecord
+
+if TYPE_CHECKING:
+    from .graph.builder import WideSeekGraph
 
 __all__ = [
     "AgentTrajectory",
+    "Status",
     "Trajectory",
     "TurnRecord",
     "Usage",
     "WideSeekConfig",
+    "WideSeekError",
     "WideSeekGraph",
     "WideSeekResult",
 ]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # the graph pulls in LangGraph; import it only when asked for
+def __getattr__(name: str) -> Any:  # the graph pulls in LangGraph; import it only when asked for
     if name == "WideSeekGraph":
-        from .graph import WideSeekGraph
+        from .graph.builder import WideSeekGraph
 
         return WideSeekGraph
     raise AttributeError(name)

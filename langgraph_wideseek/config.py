@@ -114,6 +114,14 @@ class WideSeekConfig(BaseSettings):
     cache_dir: Path | None = Field(None, validation_alias=_env("cache_dir"),
                                    description="On-disk cache for fetched pages and judge replies.")
 
+    # --- debugging ----------------------------------------------------------------------------------------
+    strict: bool = Field(
+        False, validation_alias=_env("strict"),
+        description="Let tool, backend and model-server failures propagate out of the graph instead of becoming "
+                    "messages for the model (the model's own mistakes, such as bad tool arguments, still become "
+                    "messages). For debugging: a run stops where a failure happens. Env: WIDESEEK_STRICT=1.",
+    )
+
     # --- access summariser ----------------------------------------------------------------------------------
     summarize_pages: bool = Field(True, validation_alias=_env("summarize_pages"),
                                   description="Summarise accessed pages with an LLM for info_to_extract.")
@@ -148,7 +156,7 @@ class WideSeekConfig(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value this config holds, for redaction."""
-        out = []
+        out: list[str] = []
         for s in (self.api_key, self.tavily_api_key, self.summary_api_key):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from core.helpers import corpus_records  # tests/ is on sys.path (pytest rootdir-relative imports)
 
-from langgraph_wideseek.testing.server import FakeOpenAIServer
+from langgraph_wideseek.testing import FakeOpenAIServer
 
 # Variables that would leak a developer's real settings into the config under test.
 _ENV_PREFIXES = ("WIDESEEK_", "OPENAI_", "TAVILY_", "LANGSMITH_", "LANGCHAIN_")
@@ -74,7 +74,7 @@ async def make_graph(corpus_path: Path, index_dir: Path) -> AsyncIterator[Callab
     """``graph = make_graph(srv, **config_overrides)``: a WideSeekGraph on the session corpus, talking to
     ``srv`` through a ChatVLLM with millisecond retry backoff; closed after the test."""
     from langgraph_wideseek import WideSeekConfig, WideSeekGraph
-    from langgraph_wideseek.llm import ChatVLLM
+    from langgraph_wideseek.model import ChatVLLM
 
     graphs: list[Any] = []
 

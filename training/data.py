@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from langgraph_wideseek.answer import extract_markdown_fence, parse_markdown_table
+from langgraph_wideseek.errors import TrainingError
+from langgraph_wideseek.graph.answer import extract_markdown_fence, parse_markdown_table
 
 LABEL_VERSION = 1
 Kind = Literal["table", "qa"]
@@ -84,8 +85,8 @@ def normalize_column(name: str) -> str:
     return "".join(name.strip().lower().split())
 
 
-class RecordError(ValueError):
-    pass
+class RecordError(TrainingError, ValueError):
+    """A dataset record cannot be converted into a training row; the message says why."""
 
 
 def _json_field(value: Any, name: str) -> Any:
@@ -281,9 +282,9 @@ def convert_all(
 
 def synthetic_world_rows(seed: int, categories: int, entities: int, named_count: int, corpus_out: Path, *,
                          on_error: Literal["raise", "skip"] = "raise", stats: ConvertStats) -> list[dict[str, str]]:
-    """Generate the benchmark's synthetic world (``langgraph_wideseek.testing.synthetic``), write its corpus, and
+    """Generate the benchmark's synthetic world (``langgraph_wideseek.testing``), write its corpus, and
     return its tasks (a list task and a named task per category) as dataset rows."""
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     world = World.generate(seed, categories, entities)
     world.write_corpus(corpus_out)

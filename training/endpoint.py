@@ -8,7 +8,7 @@ what ``vllm serve --enable-auto-tool-choice --tool-call-parser hermes --reasonin
    (``apply_chat_template(messages, tools=..., add_generation_prompt=True)``), then tokenize;
 2. reject a prompt that does not fit the context with HTTP 400 in vLLM's words ("maximum context length");
 3. call ``engine.generate(prompt_token_ids, sampling_params)`` (OpenRLHF's ``RolloutRayActor.generate``);
-4. decode, split ``<think>`` reasoning, parse hermes ``<tool_call>`` blocks (``langgraph_wideseek.hermes``);
+4. decode, split ``<think>`` reasoning, parse hermes ``<tool_call>`` blocks (``langgraph_wideseek.model.hermes``);
 5. answer in OpenAI JSON plus vLLM's extras: ``prompt_token_ids``, ``choices[0].token_ids``,
    ``choices[0].logprobs.content[*].logprob`` and usage.
 
@@ -35,7 +35,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langgraph_wideseek.hermes import parse_hermes, split_reasoning
+from langgraph_wideseek.errors import TrainingError
+from langgraph_wideseek.model.hermes import parse_hermes, split_reasoning
 
 from .engine import Generation, LLMEngine, make_sampling_params, read_generation
 
@@ -45,7 +46,7 @@ DEFAULT_ROLLOUT = "_default"
 ROLLOUT_FIELD = "wideseek_rollout"
 
 
-class EndpointError(Exception):
+class EndpointError(TrainingError):
     """An error answered to the client as OpenAI-style JSON with an HTTP status."""
 
     def __init__(self, status: int, message: str, kind: str = "BadRequestError") -> None:

@@ -32,12 +32,14 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from langgraph_wideseek.errors import TrainingError
+
 log = logging.getLogger("training.refresh")
 
 _STEP_DIR = re.compile(r"^global_step(\d+)_hf$")
 
 
-class RefreshError(RuntimeError):
+class RefreshError(TrainingError, RuntimeError):
     """The server could not be refreshed. The message never contains the API key."""
 
 

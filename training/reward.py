@@ -1,7 +1,8 @@
-"""The reward of one training rollout: the WideSeek-R1 reward of ``langgraph_wideseek.reward``, or a custom one.
+"""The reward of one training rollout: the WideSeek-R1 reward of ``langgraph_wideseek.eval.reward``, or a custom one.
 
 The default builds the scorer's :class:`~langgraph_wideseek.eval.tasks.Task` from the dataset label
-(:mod:`training.data`) and calls ``compute_reward(result, task, judge=..., mode=...)``:
+(:mod:`training.data`) with :func:`~langgraph_wideseek.eval.reward.task_from_label` and calls
+``compute_reward(result, task, judge=..., mode=...)``:
 
 - ``mode="generic"`` is the paper's training recipe (keys matched after alignment, every other cell judged by an
   LLM with one generic criterion): it needs an OpenAI-compatible judge (``judge_base_url``, ``judge_model``,
@@ -23,17 +24,16 @@ import importlib
 import importlib.util
 import inspect
 import os
-from collections import OrderedDict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langgraph_wideseek.result import WideSeekResult
+from langgraph_wideseek.graph.result import WideSeekResult
 
 from .data import TaskLabel
 
 RewardOut = tuple[float, dict[str, float]]
-# The parts of langgraph_wideseek.reward.RewardBreakdown that are logged (a fixed set: see the docstring).
+# The parts of langgraph_wideseek.eval.reward.RewardBreakdown that are logged (a fixed set: see the docstring).
 BREAKDOWN_PARTS = ("item_f1", "format_bonus", "access_bonus", "length_penalty", "judge_failures")
 
 
@@ -42,7 +42,7 @@ class RewardSettings(BaseModel):
 
     function: str | None = Field(
         None, description="A custom reward, 'package.module:function' or '/path/file.py:function'. Default: "
-                          "the WideSeek-R1 reward of langgraph_wideseek.reward.")
+                          "the WideSeek-R1 reward of langgraph_wideseek.eval.reward.")
     mode: Literal["generic", "benchmark"] = Field(
         "generic", description="generic: the paper's training scoring (LLM judge on non-key cells); benchmark: "
                                "each column's WideSearch metric.")
@@ -95,42 +95,6 @@ def as_reward(value: Any) -> RewardOut:
     return float(value), {}
 
 
-def label_to_task(label: TaskLabel, question: str) -> Any:
-    """The scorer's ``Task`` for a dataset label (the gold table read exactly as the official scorer reads it)."""
-    from langgraph_wideseek.eval.judge import GENERIC_CRITERION
-    from langgraph_wideseek.eval.table import norm_column, read_gold_csv, read_response_table
-    from langgraph_wideseek.eval.tasks import ColumnSpec, Task
-
-    if label.kind == "qa":
-        return Task(instance_id=label.instance_id, query=question, language=label.language, kind="qa",
-                    answers=tuple(label.answers), source="training")
-    if label.gold_table is None:
-        raise ValueError(f"task {label.instance_id}: a table label without its gold table")
-    if label.gold_format == "csv":
-        frame = read_gold_csv(label.gold_table.encode("utf-8"))  # bytes: CRLF inside cells kept as the scorer saw
-    else:
-        frame = read_response_table(label.gold_table)
-        if frame is None:
-            raise ValueError(f"task {label.instance_id}: the gold markdown table cannot be read")
-        frame = frame.rename([norm_column(c) for c in frame.columns])
-    required = list(label.required_columns or frame.columns)
-    unique = list(label.unique_columns)
-    absent = [c for c in required if c not in frame.columns]
-    if absent:
-        raise ValueError(f"task {label.instance_id}: gold table lacks required columns {absent}")
-    pipeline_spec = (label.evaluation or {}).get("eval_pipeline")
-    if pipeline_spec:
-        pipeline = {str(c): ColumnSpec.model_validate(s) for c, s in pipeline_spec.items()}
-    else:  # the training recipe: keys matched exactly after alignment, every other cell judged generically
-        pipeline = {
-            c: ColumnSpec(preprocess=("norm_str",), metric=("exact_match",)) if c in unique
-            else ColumnSpec(preprocess=("norm_str",), metric=("llm_judge",), criterion=GENERIC_CRITERION)
-            for c in required}
-    return Task(instance_id=label.instance_id, query=question, language=label.language,
-                unique_columns=tuple(unique), required=tuple(required), eval_pipeline=pipeline,
-                gold=frame.select(required), source="widesearch" if label.gold_format == "csv" else "training")
-
-
 def build_judge(settings: RewardSettings) -> Any:
     if settings.judge == "exact":
         from langgraph_wideseek.eval.judge import ExactJudge
@@ -144,10 +108,10 @@ def build_judge(settings: RewardSettings) -> Any:
 
 
 class RolloutReward:
-    """The reward of rollouts on one actor: one judge, and a small cache of scorer tasks (a task's gold table
-    is read once for its whole group of rollouts)."""
+    """The reward of rollouts on one actor: one judge, and the scorer task of each label (built once per label
+    and cached by ``task_from_label``, so a task's gold table is read once for its whole group of rollouts)."""
 
-    def __init__(self, settings: RewardSettings, *, function: Any = None, cache_size: int = 256) -> None:
+    def __init__(self, settings: RewardSettings, *, function: Any = None) -> None:
         self.settings = settings
         self.function = function
         if self.function is None and settings.function:
@@ -155,20 +119,6 @@ class RolloutReward:
         if self.function is None and settings.problem():
             raise ValueError(settings.problem())  # at actor start, not after the first rollout
         self._judge: Any = None
-        self._tasks: OrderedDict[tuple[str, str], Any] = OrderedDict()
-        self._cache_size = cache_size
-
-    def _task(self, label: TaskLabel, question: str) -> Any:
-        key = (label.instance_id, question)
-        task = self._tasks.get(key)
-        if task is None:
-            task = label_to_task(label, question)
-            self._tasks[key] = task
-            if len(self._tasks) > self._cache_size:
-                self._tasks.popitem(last=False)
-        else:
-            self._tasks.move_to_end(key)
-        return task
 
     async def __call__(self, result: WideSeekResult, label: TaskLabel) -> RewardOut:
         if self.function is not None:
@@ -176,11 +126,11 @@ class RolloutReward:
             if inspect.isawaitable(out):
                 out = await out
             return as_reward(out)
-        from langgraph_wideseek.reward import compute_reward
+        from langgraph_wideseek.eval.reward import compute_reward, task_from_label
 
         if self._judge is None:
             self._judge = build_judge(self.settings)
-        task = self._task(label, result.question)
+        task = task_from_label(label)
         return as_reward(await compute_reward(result, task, judge=self._judge, mode=self.settings.mode))
 
     async def aclose(self) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from langgraph_wideseek.config import WideSeekConfig
-from langgraph_wideseek.result import WideSeekResult
+from langgraph_wideseek.graph.result import WideSeekResult
 
 from .data import TaskLabel, parse_label
 from .endpoint import ROLLOUT_FIELD, ChatEndpoint, RolloutStats
@@ -167,7 +167,7 @@ class RolloutRunner:
     async def _run_graph(self, question: str, rid: str, endpoint: ChatEndpoint, sampling_params: Any,
                          max_length: int) -> WideSeekResult:
         from langgraph_wideseek.graph import WideSeekGraph
-        from langgraph_wideseek.llm import ChatVLLM
+        from langgraph_wideseek.model import ChatVLLM
 
         top_k = getattr(sampling_params, "top_k", None)
         cfg = self.graph_config(

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph_wideseek.trajectory import AgentTrajectory, Trajectory, TurnRecord, read_jsonl
+from langgraph_wideseek.errors import TrainingError
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Trajectory, TurnRecord, read_jsonl
 
 OnMissing = Literal["raise", "skip"]
 
 
-class MissingTokenIds(ValueError):
+class MissingTokenIds(TrainingError, ValueError):
     """A call has no token ids, so it cannot become a training row."""
 
 

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from langgraph_wideseek.hermes import parse_hermes, render_hermes, split_reasoning
+from langgraph_wideseek.model.hermes import parse_hermes, render_hermes, split_reasoning
 
 from .engine import CompletionOutput, Logprob, RequestOutput
 
@@ -197,7 +197,7 @@ def parse_rendered_chat(prompt: str) -> dict[str, Any]:
 
 class PolicyScript:
     """Adapts a request-level policy (``policy(request) -> Reply``, e.g.
-    :class:`langgraph_wideseek.testing.policy.WideSeekPolicy`) to :class:`ScriptedEngine`: the rendered prompt
+    :class:`langgraph_wideseek.testing.WideSeekPolicy`) to :class:`ScriptedEngine`: the rendered prompt
     is read back into a request and the reply is written as raw model text (reasoning, content, hermes calls).
     A reply with an error status raises, which the endpoint answers with HTTP 500."""
 

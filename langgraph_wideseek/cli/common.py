@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from ..config import WideSeekConfig
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..graph.builder import WideSeekGraph
 
 # CLI flag -> config field. Flags default to None so that unset flags fall through to env and defaults.
 AGENT_FLAGS: dict[str, str] = {
@@ -68,3 +72,14 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> WideSeekConfig:
         # SystemExit with a message exits with status 1; configuration errors are documented as status 2.
         print(f"wideseek: invalid configuration: {problems}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def build_graph(cfg: WideSeekConfig) -> WideSeekGraph | None:
+    """The graph for ``cfg``, or ``None`` after printing why it cannot be built (the command exits with 2)."""
+    from ..graph.builder import WideSeekGraph
+
+    try:
+        return WideSeekGraph(cfg)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"wideseek: {e}", file=sys.stderr)
+        return None

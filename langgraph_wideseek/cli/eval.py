@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import add_agent_args, config_from_args
+from .common import add_agent_args, build_graph, config_from_args
 
 
 def _add_task_args(p: argparse.ArgumentParser, *, responses: bool) -> None:
@@ -67,15 +67,19 @@ def build_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
     return judge, None
 
 
-def _load(args: argparse.Namespace):
-    from ..eval import TaskLoadError, load_tasks
+def _load(args: argparse.Namespace) -> list[Any] | None:
+    """The tasks the flags name (table tasks only), or ``None`` after printing why there are none."""
+    from ..eval import TaskLoadError, UnsupportedTaskError, load_tasks
+    from ..eval.runner import require_table_tasks
 
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     try:
-        return load_tasks(args.tasks, args.gold, limit=args.limit, ids=ids)
-    except TaskLoadError as e:
+        tasks = load_tasks(args.tasks, args.gold, limit=args.limit, ids=ids)
+        require_table_tasks(tasks)
+    except (TaskLoadError, UnsupportedTaskError) as e:
         print(f"wideseek: {e}", file=sys.stderr)
         return None
+    return tasks
 
 
 def _print_summary(summary: Any, out: str) -> None:
@@ -109,14 +113,8 @@ async def eval_command(args: argparse.Namespace) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
 
-    from ..graph import WideSeekGraph
-    from ..tools.factory import BackendConfigError
-    from ..tools.local import CorpusError
-
-    try:
-        graph = WideSeekGraph(cfg)
-    except (BackendConfigError, CorpusError, FileNotFoundError, ValueError) as e:
-        print(f"wideseek: {e}", file=sys.stderr)
+    graph = build_graph(cfg)
+    if graph is None:
         return 2
     try:
         summary = await run_eval(tasks, graph.arun, judge, args.out, samples=args.samples,

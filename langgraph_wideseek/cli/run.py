@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from ..config import WideSeekConfig
-from .common import add_agent_args, config_from_args
+from ..graph.trajectory import Status
+from .common import add_agent_args, build_graph, config_from_args
 
 
 def register(sub: Any) -> None:
@@ -42,7 +43,7 @@ class Progress:
             line = f"[lead] wave {ev['wave']}: {ev['subagents']} subagent(s) started"
         elif kind == "subagent_done":
             self.done += 1
-            status = "ok" if ev["status"] == "ok" else f"FAILED ({ev.get('error')})"
+            status = "ok" if ev["status"] == Status.OK else f"FAILED ({ev.get('error')})"
             line = (f"[subagent {ev['agent_id']}] {status} after {ev['turns']} turn(s) "
                     f"[{self.done}/{self.wave_size}]")
         elif kind == "final":
@@ -63,15 +64,10 @@ async def run_command(args: argparse.Namespace) -> int:
 
 async def run_question(cfg: WideSeekConfig, question: str, *, trajectory: str | None, as_json: bool,
                        quiet: bool) -> int:
-    from ..graph import WideSeekGraph
-    from ..tools.factory import BackendConfigError
-    from ..tools.local import CorpusError
-    from ..trajectory import write_jsonl
+    from ..graph.trajectory import write_jsonl
 
-    try:
-        graph = WideSeekGraph(cfg)
-    except (BackendConfigError, CorpusError, FileNotFoundError, ValueError) as e:
-        print(f"wideseek: {e}", file=sys.stderr)
+    graph = build_graph(cfg)
+    if graph is None:
         return 2
     try:
         result = await graph.arun(question, on_event=Progress(not quiet))
@@ -88,7 +84,7 @@ async def run_question(cfg: WideSeekConfig, question: str, *, trajectory: str | 
         print(result.answer)
     for err in result.errors if not quiet and not as_json else []:
         print(f"[error] {err}", file=sys.stderr)
-    if result.status != "ok":
+    if result.status != Status.OK:
         print("wideseek: the lead agent failed to produce an answer", file=sys.stderr)
         return 1
     return 0

@@ -11,7 +11,8 @@ the scorer uses ``align``. A judge signals a failed call by raising (any excepti
 carries the scores it could read when a reply covered only some rows. The scorer counts every failure.
 
 :class:`ExactJudge` is deterministic and offline. :class:`OpenAIJudge` calls any OpenAI-compatible chat
-endpoint with bounded concurrency, retries and an on-disk cache keyed by the full request.
+endpoint through the package's one HTTP client (:class:`~langgraph_wideseek.model.OpenAITransport`, shared
+with the chat model), with bounded concurrency, retries and an on-disk cache keyed by the full request.
 """
 
 from __future__ import annotations
@@ -19,19 +20,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
 from pydantic import SecretStr
 
-from ..limits import LoopLocalSemaphore
-from ..retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
+from ..errors import IncompleteGrade, JudgeError, ModelError, ModelUnavailableError
+from ..model.transport import OpenAITransport
+from ..runtime import RetryPolicy, atomic_write_text
 
 __all__ = [
     "GENERIC_CRITERION",
@@ -60,18 +60,6 @@ QA_CRITERION = (
     "candidates, or adds a conflicting claim, is not correct."
 )
 
-
-class JudgeError(RuntimeError):
-    """A judge call failed: transport error after retries, an error status, or a reply we cannot read."""
-
-
-class IncompleteGrade(JudgeError):
-    """A grading reply lacked some rows (or gave them values other than 0/1); ``scores`` has 0 there."""
-
-    def __init__(self, message: str, scores: list[int], missing: list[int]) -> None:
-        super().__init__(message)
-        self.scores = scores
-        self.missing = missing
 
 
 @runtime_checkable
@@ -239,7 +227,8 @@ class JudgeCache:
 
     Writes are atomic (temp file + rename), so concurrent scorers and killed runs never leave half entries.
     Only readable replies are stored: a failed call is retried on the next scoring run. A bounded in-memory
-    layer makes repeated lookups within one process cheap.
+    layer makes repeated lookups within one process cheap; :meth:`aget` and :meth:`aput` keep the file I/O off
+    the event loop.
     """
 
     def __init__(self, directory: str | Path, *, memory_entries: int = 4096) -> None:
@@ -272,17 +261,20 @@ class JudgeCache:
         return None
 
     def put(self, key: str, content: str, *, model: str) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"model": model, "content": content}, f, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self._path(key), json.dumps({"model": model, "content": content}, ensure_ascii=False))
         self._remember(key, content)
+
+    async def aget(self, key: str) -> str | None:
+        """:meth:`get`, reading the file (on a memory miss) in a worker thread."""
+        hit = self._memory.get(key)
+        if hit is not None:
+            self._memory.move_to_end(key)
+            return hit
+        return await asyncio.to_thread(self.get, key)
+
+    async def aput(self, key: str, content: str, *, model: str) -> None:
+        """:meth:`put`, writing the file in a worker thread."""
+        await asyncio.to_thread(self.put, key, content, model=model)
 
     def _remember(self, key: str, content: str) -> None:
         self._memory[key] = content
@@ -333,11 +325,9 @@ class OpenAIJudge:
         retry: RetryPolicy | None = None,
         cache_dir: str | Path | None = None,
         extra_body: dict[str, Any] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout = timeout
@@ -345,35 +335,16 @@ class OpenAIJudge:
         self.cache = JudgeCache(cache_dir) if cache_dir is not None else None
         self.extra_body = dict(extra_body or {})
         self.stats = JudgeStats()
-        self._slots = LoopLocalSemaphore(concurrency)
-        self._transport = transport
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+        self._transport = OpenAITransport(self.base_url, api_key, timeout=timeout, retry=self.retry,
+                                          max_inflight=concurrency, what="judge")
 
     def __repr__(self) -> str:
         return f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, cache={self.cache is not None})"
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(id(loop))
-        if entry is not None and entry[0] is loop and not entry[1].is_closed:
-            return entry[1]
-        headers = {"Content-Type": "application/json"}
-        if self._api_key is not None and self._api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
-        client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(self.timeout, connect=30.0), transport=self._transport
-        )
-        self._clients[id(loop)] = (loop, client)
-        return client
-
     async def aclose(self) -> None:
-        """Close the HTTP client of the running loop (clients of finished loops are dropped)."""
-        loop = asyncio.get_running_loop()
-        entry = self._clients.pop(id(loop), None)
-        if entry is not None:
-            await entry[1].aclose()
-        self._clients.clear()
+        """Close the HTTP session of the running loop (sessions of finished loops closed with their loop)."""
+        await self._transport.aclose()
 
     async def __aenter__(self) -> OpenAIJudge:  # noqa: PYI034 - no typing_extensions dependency for Self
         return self
@@ -381,11 +352,7 @@ class OpenAIJudge:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- transport -------------------------------------------------------------------------------------------
-    def _redact(self, text: str) -> str:
-        key = self._api_key.get_secret_value() if self._api_key is not None else ""
-        return text.replace(key, "***") if key else text
-
+    # -- requests --------------------------------------------------------------------------------------------
     def _body(self, prompt: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
         if self.temperature is not None:
@@ -395,7 +362,7 @@ class OpenAIJudge:
         body.update(self.extra_body)
         return body
 
-    async def complete(self, prompt: str, *, parse: Any = None) -> str:
+    async def complete(self, prompt: str, *, parse: Callable[[str], object] | None = None) -> str:
         """The reply text for one prompt, from the cache or the endpoint.
 
         ``parse(content)`` (optional) validates the reply; only replies it accepts are cached, so a reply we
@@ -404,54 +371,44 @@ class OpenAIJudge:
         body = self._body(prompt)
         key = JudgeCache.key(body) if self.cache is not None else ""
         if self.cache is not None:
-            hit = self.cache.get(key)
+            hit = await self.cache.aget(key)
             if hit is not None:
                 self.stats.cache_hits += 1
                 return hit
         try:
-            content = await retry_async(lambda: self._post(body), self.retry, on_retry=self._count_retry)
-        except RetryableError as e:
-            self.stats.failures += 1
-            raise JudgeError(f"judge request failed after {self.retry.retries} retries: {e}") from None
+            content = self._content(await self._post(body))
+            if parse is not None:
+                parse(content)
         except JudgeError:
             self.stats.failures += 1
             raise
-        if parse is not None:
-            try:
-                parse(content)
-            except JudgeError:
-                self.stats.failures += 1
-                raise
         if self.cache is not None:
-            self.cache.put(key, content, model=self.model)
+            await self.cache.aput(key, content, model=self.model)
         return content
 
     def _count_retry(self, attempt: int, error: BaseException, wait: float) -> None:
         self.stats.retries += 1
+        self.stats.requests += 1
 
-    async def _post(self, body: dict[str, Any]) -> str:
-        url = f"{self.base_url}/chat/completions"
-        async with self._slots.slot():
-            self.stats.requests += 1
-            try:
-                resp = await self._client().post(url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as e:
-                raise RetryableError(f"{type(e).__name__} calling {url}") from None
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise RetryableError(
-                f"HTTP {resp.status_code} from {url}", retry_after=parse_retry_after(resp.headers.get("retry-after"))
-            )
-        if resp.status_code != 200:
-            raise JudgeError(f"HTTP {resp.status_code} from {url}: {self._redact(resp.text[:300])}")
+    async def _post(self, body: dict[str, Any]) -> Any:
+        self.stats.requests += 1
         try:
-            data = resp.json()
+            return await self._transport.post("/chat/completions", body, on_retry=self._count_retry)
+        except ModelUnavailableError as e:
+            raise JudgeError(f"judge request failed after {self.retry.retries} retries: {e.__cause__ or e}") from None
+        except ModelError as e:
+            raise JudgeError(str(e)) from None
+
+    def _content(self, data: Any) -> str:
+        try:
             message = data["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise JudgeError(f"unexpected response body from {url}: {self._redact(resp.text[:300])}") from None
+        except (KeyError, IndexError, TypeError):
+            raise JudgeError(f"unexpected response body from the judge: {self._transport.redact(str(data)[:300])}"
+                             ) from None
         usage = data.get("usage") or {}
         self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
-        content = message.get("content")
+        content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str) or not content.strip():
             raise JudgeError("judge reply has no content")
         return content

@@ -8,11 +8,11 @@ its results are cached in an explicit bounded cache.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 
-__all__ = ["PREPROCESSORS", "extract_number", "norm_date", "norm_str", "parse_date"]
+__all__ = ["PREPROCESSORS", "extract_number", "norm_date", "norm_str", "parse_date", "preprocess_column"]
 
 _NUMBER = re.compile(r"[-+]?\d*\.\d+%?|[-+]?\d+\.?\d*%?")
 _DATE_SETTINGS = {"PREFER_DAY_OF_MONTH": "first"}
@@ -61,3 +61,11 @@ PREPROCESSORS: dict[str, Callable[[str], str]] = {
     "extract_number": extract_number,
     "norm_date": norm_date,
 }
+
+
+def preprocess_column(values: list[str], names: Iterable[str]) -> list[str]:
+    """``values`` through the named preprocessors in order (the same steps for response and gold columns)."""
+    for name in names:
+        fn = PREPROCESSORS[name]
+        values = [fn(v) for v in values]
+    return values

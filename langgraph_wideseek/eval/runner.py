@@ -9,28 +9,39 @@ Layout of an output folder::
     report.md, scores.png
     judge_cache/        the judge's on-disk cache (CLI default), so re-scoring costs no judge calls
 
-A trial's line is written (and fsynced) the moment it finishes, so a killed run loses only trials in flight;
-running again skips every (instance_id, sample) already in ``results.jsonl``. A failed agent run is a finished
-trial too: it is recorded with its errors and scores 0 (``retry_failed`` runs those again).
+A trial's line is written (and fsynced, in a worker thread: an fsync takes milliseconds) the moment it finishes,
+so a killed run loses only trials in flight; running again skips every (instance_id, sample) already in
+``results.jsonl``. A failed agent run is a finished trial too: it is recorded with its errors and scores 0
+(``retry_failed`` runs those again).
+
+The runner scores table tasks (WideSearch); a task list holding QA tasks is rejected before any agent runs,
+with :class:`~langgraph_wideseek.errors.UnsupportedTaskError` naming them (score QA answers with
+:func:`langgraph_wideseek.eval.reward.compute_reward`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..errors import UnsupportedTaskError
+from ..graph.trajectory import AgentStatus, Status
+from ..runtime import DurableAppender, atomic_write_text
+from ..runtime.files import trim_partial_tail
 from .report import write_report
-from .scorer import TrialScore, score_response, zero_score
+from .scorer import TrialScore, TrialStatus, score_response, zero_score
 from .summary import EvalSummary, summarize
 from .tasks import Task
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Agent",
@@ -39,6 +50,7 @@ __all__ = [
     "read_results",
     "run_eval",
     "run_trials",
+    "require_table_tasks",
     "score_records",
 ]
 
@@ -56,7 +68,7 @@ class TrialRecord(BaseModel):
     instance_id: str
     sample: int
     response: str | None = None
-    status: Literal["ok", "failed"] = "ok"
+    status: AgentStatus = Status.OK
     errors: list[str] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
     elapsed: float = 0.0
@@ -67,22 +79,15 @@ class TrialRecord(BaseModel):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _trim_partial_tail(path: Path) -> None:
-    """Cut a last line that a killed writer left without its newline (it is re-run, not half-trusted)."""
-    if not path.exists():
-        return
-    with path.open("rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return
-        f.seek(0)
-        data = f.read()
-        cut = data.rfind(b"\n") + 1
-        f.truncate(cut)
+def require_table_tasks(tasks: Iterable[Task]) -> None:
+    """Raise :class:`UnsupportedTaskError` naming the QA tasks among ``tasks`` (the runner scores tables only)."""
+    qa = [t.instance_id for t in tasks if t.kind != "table"]
+    if qa:
+        shown = ", ".join(qa[:5]) + (" ..." if len(qa) > 5 else "")
+        raise UnsupportedTaskError(
+            f"{len(qa)} task(s) are QA tasks, which the evaluation runner does not score: {shown}. Leave them out "
+            "(--ids), or score QA answers with langgraph_wideseek.eval.reward.compute_reward")
+
 
 
 def read_results(path: str | Path) -> list[TrialRecord]:
@@ -128,27 +133,11 @@ def load_responses(path: str | Path) -> list[TrialRecord]:
             if response is not None and not isinstance(response, str):
                 raise ValueError("response must be a string or null")
             out.append(TrialRecord(instance_id=iid, sample=int(sample), response=response,
-                                   status=obj.get("status", "ok"), errors=list(obj.get("errors") or [])))
+                                   status=obj.get("status", Status.OK), errors=list(obj.get("errors") or [])))
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
             raise ValueError(f"{p}:{lineno}: not a response record ({type(e).__name__}: {e})") from None
     return out
 
-
-class _Appender:
-    """Appends whole lines and makes them durable before the trial counts as finished."""
-
-    def __init__(self, path: Path) -> None:
-        _trim_partial_tail(path)
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, obj: str, *, sync: bool) -> None:
-        self._f.write(obj + "\n")
-        self._f.flush()
-        if sync:
-            os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -171,25 +160,29 @@ async def _run_one(agent: Agent, task: Task, sample: int, timeout: float | None)
             result = await asyncio.wait_for(agent(task.query), timeout)
         else:
             result = await agent(task.query)
-    except asyncio.TimeoutError:
-        return TrialRecord(instance_id=task.instance_id, sample=sample, status="failed",
-                           errors=[f"agent run exceeded {timeout} s"], elapsed=time.perf_counter() - started), None
+    except TimeoutError:
+        error = f"agent run exceeded {timeout} s"
     except Exception as e:  # noqa: BLE001 - a crashing run is a failed trial, recorded, not a crashed eval
-        return TrialRecord(instance_id=task.instance_id, sample=sample, status="failed",
-                           errors=[f"agent raised {type(e).__name__}: {e}"],
-                           elapsed=time.perf_counter() - started), None
+        log.warning("task %s sample %d: the agent raised", task.instance_id, sample, exc_info=True)
+        error = f"agent raised {type(e).__name__}: {e}"
+    else:
+        return _record(task, sample, result, started), _dump(getattr(result, "trajectory", None))
+    return TrialRecord(instance_id=task.instance_id, sample=sample, status=Status.FAILED, errors=[error],
+                       elapsed=time.perf_counter() - started), None
+
+
+def _record(task: Task, sample: int, result: Any, started: float) -> TrialRecord:
     answer = getattr(result, "answer", None)
-    status = getattr(result, "status", "ok")
+    status = getattr(result, "status", Status.OK)
     errors = [str(e) for e in (getattr(result, "errors", None) or [])]
-    if status not in ("ok", "failed"):
-        status = "failed"
-    if answer is None and status == "ok":
-        status = "failed"
+    if status not in (Status.OK, Status.FAILED):
+        status = Status.FAILED
+    if answer is None and status == Status.OK:
+        status = Status.FAILED
         errors.append("the agent returned no answer")
     usage = _dump(getattr(result, "usage", None)) or {}
-    rec = TrialRecord(instance_id=task.instance_id, sample=sample, response=answer, status=status, errors=errors,
-                      usage=usage if isinstance(usage, dict) else {}, elapsed=time.perf_counter() - started)
-    return rec, _dump(getattr(result, "trajectory", None))
+    return TrialRecord(instance_id=task.instance_id, sample=sample, response=answer, status=status, errors=errors,
+                       usage=usage if isinstance(usage, dict) else {}, elapsed=time.perf_counter() - started)
 
 
 class _Progress:
@@ -237,17 +230,18 @@ async def run_trials(
     """
     if samples < 1 or concurrency < 1:
         raise ValueError("samples and concurrency must be >= 1")
+    require_table_tasks(tasks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS
-    _trim_partial_tail(results_path)
+    trim_partial_tail(results_path)
     previous = read_results(results_path)
-    done = {(r.instance_id, r.sample) for r in previous if not (retry_failed and r.status == "failed")}
+    done = {(r.instance_id, r.sample) for r in previous if not (retry_failed and r.status == Status.FAILED)}
     pending = [(t, k) for t in tasks for k in range(samples) if (t.instance_id, k) not in done]
     wanted = {(t.instance_id, k) for t in tasks for k in range(samples)}
 
-    results = _Appender(results_path)
-    trajectories = _Appender(out / TRAJECTORIES)
+    results = DurableAppender(results_path)
+    trajectories = DurableAppender(out / TRAJECTORIES)
     bar = _Progress(progress, len(wanted), len(wanted) - len(pending))
     queue: asyncio.Queue[tuple[Task, int]] = asyncio.Queue()
     for item in pending:
@@ -261,10 +255,10 @@ async def run_trials(
                 return
             rec, trajectory = await _run_one(agent, task, sample, trial_timeout)
             if trajectory is not None:
-                trajectories.write(json.dumps({"instance_id": task.instance_id, "sample": sample,
-                                               "trajectory": trajectory}, ensure_ascii=False), sync=False)
-            results.write(rec.model_dump_json(), sync=fsync)
-            bar.advance(rec.status == "failed")
+                await trajectories.append(json.dumps({"instance_id": task.instance_id, "sample": sample,
+                                                      "trajectory": trajectory}, ensure_ascii=False), sync=False)
+            await results.append(rec.model_dump_json(), sync=fsync)
+            bar.advance(rec.status == Status.FAILED)
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, max(1, len(pending))))))
@@ -296,6 +290,7 @@ async def score_records(
     A trial without a record scores 0 as ``missing``; a failed agent run scores 0 as ``agent_failed``, with
     its errors. Records of tasks not in ``tasks`` are ignored.
     """
+    require_table_tasks(tasks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     by_key = {(r.instance_id, r.sample): r for r in records}
@@ -304,22 +299,19 @@ async def score_records(
     async def one(task: Task, sample: int) -> TrialScore:
         rec = by_key.get((task.instance_id, sample))
         if rec is None:
-            return zero_score(task, "missing", ["no response recorded for this trial"], sample=sample)
-        if rec.status == "failed":
-            return zero_score(task, "agent_failed", rec.errors or ["the agent run failed"], sample=sample)
+            return zero_score(task, TrialStatus.MISSING, ["no response recorded for this trial"], sample=sample)
+        if rec.status == Status.FAILED:
+            return zero_score(task, TrialStatus.AGENT_FAILED, rec.errors or ["the agent run failed"], sample=sample)
         async with slots:
             return await score_response(task, rec.response, judge=judge, sample=sample)
 
-    table_tasks = [t for t in tasks if t.kind == "table"]
-    scores = await asyncio.gather(*(one(t, k) for t in table_tasks for k in range(samples)))
-    with (out / "scores.jsonl").open("w", encoding="utf-8") as f:
-        for s in scores:
-            f.write(s.model_dump_json() + "\n")
+    scores = await asyncio.gather(*(one(t, k) for t in tasks for k in range(samples)))
+    atomic_write_text(out / "scores.jsonl", "".join(s.model_dump_json() + "\n" for s in scores))
     name = judge_name or getattr(judge, "name", None) or type(judge).__name__
     if hasattr(judge, "model"):
         name = f"{name}:{judge.model}"
     summary = summarize(scores, samples=samples, judge=name)
-    (out / "summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    atomic_write_text(out / "summary.json", summary.model_dump_json(indent=2))
     warnings = write_report(summary, out, title=title)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)

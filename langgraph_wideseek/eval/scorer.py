@@ -22,22 +22,36 @@ map to themselves), and no grading call is made for a column with no joined rows
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .judge import IncompleteGrade, map_columns
+from ..errors import IncompleteGrade, TableParseError, UnsupportedTaskError
+from .judge import map_columns
 from .metrics import CELL_METRICS
-from .preprocess import PREPROCESSORS
-from .table import Frame, TableParseError, first_occurrences, norm_column, read_response_table
+from .preprocess import preprocess_column
+from .table import Frame, first_occurrences, norm_column, read_response_table
 from .tasks import Task
 
 __all__ = ["ColumnResult", "TrialScore", "TrialStatus", "score_response", "zero_score"]
 
-TrialStatus = Literal[
-    "ok", "no_response", "no_table", "parse_error", "column_mismatch", "error", "agent_failed", "missing"
-]
+log = logging.getLogger(__name__)
+
+
+class TrialStatus(StrEnum):
+    """Why a trial scored what it did (``OK``: scored normally; anything else scores 0)."""
+
+    OK = "ok"
+    NO_RESPONSE = "no_response"  # the record holds no reply
+    NO_TABLE = "no_table"  # the reply holds no table
+    PARSE_ERROR = "parse_error"  # the table cannot be read
+    COLUMN_MISMATCH = "column_mismatch"  # its columns are not the required ones
+    ERROR = "error"  # the gold table or the scoring failed
+    AGENT_FAILED = "agent_failed"  # the agent run failed
+    MISSING = "missing"  # no record for the trial
 _SHOWN_KEYS = 20
 
 
@@ -58,7 +72,7 @@ class TrialScore(BaseModel):
     instance_id: str
     sample: int | None = None
     language: str = "en"
-    status: TrialStatus = "ok"
+    status: TrialStatus = TrialStatus.OK
     item_precision: float = 0.0
     item_recall: float = 0.0
     item_f1: float = 0.0
@@ -104,20 +118,21 @@ class _Trial:
     def judge_failed(self, what: str, error: BaseException) -> None:
         self.judge_failures += 1
         self.errors.append(f"judge {what} failed: {type(error).__name__}: {error}")
+        log.info("task %s: judge %s failed: %s: %s", self.task.instance_id, what, type(error).__name__, error)
 
     async def run(self, response: str | None) -> TrialScore:
         task = self.task
         if response is None:
             self.errors.append("no response")
-            return self.zero("no_response")
+            return self.zero(TrialStatus.NO_RESPONSE)
         try:
             frame = read_response_table(response)
         except TableParseError as e:
             self.errors.append(f"table not readable: {e}")
-            return self.zero("parse_error")
+            return self.zero(TrialStatus.PARSE_ERROR)
         if frame is None:
             self.errors.append("no markdown table in the response")
-            return self.zero("no_table")
+            return self.zero(TrialStatus.NO_TABLE)
 
         required = list(task.required)
         columns = [norm_column(c) for c in frame.columns]
@@ -141,22 +156,23 @@ class _Trial:
             missing = [c for c in required if c not in columns]
             extra = [c for c in columns if c not in required]
             self.errors.append(f"columns differ from the required ones: missing {missing}, extra {extra}")
-            return self.zero("column_mismatch", column_map=column_map, missing_columns=missing,
+            return self.zero(TrialStatus.COLUMN_MISMATCH, column_map=column_map, missing_columns=missing,
                              extra_columns=extra)
         if len(columns) != len(required):
             dups = sorted({c for c in columns if columns.count(c) > 1})
             self.errors.append(f"several response columns carry the name(s) {dups}")
-            return self.zero("error", column_map=column_map)
+            return self.zero(TrialStatus.ERROR, column_map=column_map)
 
         gold = task.prepared_gold()
         if gold.error is not None:
             self.errors.append(gold.error)
-            return self.zero("error", column_map=column_map)
+            return self.zero(TrialStatus.ERROR, column_map=column_map)
         try:
             return await self._score(Frame(tuple(columns), frame.data), column_map)
         except Exception as e:  # noqa: BLE001 - the original scored any evaluator exception as 0; we say why
+            log.warning("task %s: scoring failed", task.instance_id, exc_info=True)
             self.errors.append(f"scoring failed: {type(e).__name__}: {e}")
-            return self.zero("error", column_map=column_map)
+            return self.zero(TrialStatus.ERROR, column_map=column_map)
 
     async def _score(self, frame: Frame, column_map: dict[str, str]) -> TrialScore:
         task = self.task
@@ -188,11 +204,7 @@ class _Trial:
 
         # 5. preprocess, then join on the preprocessed keys
         for col, spec in task.eval_pipeline.items():
-            values = resp[col]
-            for name in spec.preprocess:
-                fn = PREPROCESSORS[name]
-                values = [fn(v) for v in values]
-            resp[col] = values
+            resp[col] = preprocess_column(resp[col], spec.preprocess)
         pairs: list[tuple[int, int]] = []  # (gold row, response row)
         resp_index: dict[tuple[str, ...], list[int]] = {}
         for j, key in enumerate(zip(*(resp[k] for k in keys))):
@@ -241,7 +253,7 @@ class _Trial:
         item_f1 = _f1(item_p, item_r)
         success = item_p == item_r == item_f1 == 1.0 and row_p == row_r == row_f1 == 1.0
         return TrialScore(
-            instance_id=task.instance_id, sample=self.sample, language=task.language, status="ok",
+            instance_id=task.instance_id, sample=self.sample, language=task.language, status=TrialStatus.OK,
             item_precision=item_p, item_recall=item_r, item_f1=item_f1,
             row_precision=row_p, row_recall=row_r, row_f1=row_f1, success=success,
             num_response_rows=n_resp, num_gold_rows=n_gold, num_joined_rows=n_pairs, num_columns=n_cols,
@@ -286,5 +298,6 @@ async def score_response(task: Task, response: str | None, *, judge: Any, sample
     raises for bad responses: the reason for a zero is in ``status`` and ``errors``.
     """
     if task.kind != "table":
-        raise ValueError(f"task {task.instance_id} is a QA task; score it with langgraph_wideseek.reward")
+        raise UnsupportedTaskError(
+            f"task {task.instance_id} is a QA task; score it with langgraph_wideseek.eval.reward.compute_reward")
     return await _Trial(task, judge, sample).run(response)

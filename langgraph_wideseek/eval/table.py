@@ -5,7 +5,7 @@ turned every cell into a string with ``astype(str)``. The strings it compared th
 tokenizer and on its whole-column type inference: ``2022`` stays ``2022`` in an all-integer column but becomes
 ``2022.0`` when the column also holds a missing cell, ``N/A`` becomes ``nan``, ``true`` becomes ``True``.
 This module reproduces those rules explicitly, without pandas, so the scores do not move with the installed
-pandas version. ``tests/eval/test_table_pandas.py`` checks it against pandas 2.3.1 itself.
+pandas version. ``tests/eval/test_eval_table_pandas.py`` checks it against pandas 2.3.1 itself.
 
 The pieces, in the order the scorer uses them:
 
@@ -21,6 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..errors import TableParseError
+from ..graph.answer import extract_markdown_fence
 
 __all__ = [
     "NA_TOKENS",
@@ -44,10 +47,6 @@ NA_TOKENS: frozenset[str] = frozenset(
         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
     }
 )
-
-
-class TableParseError(ValueError):
-    """The text cannot be read as a table (pandas would have raised); the trial scores 0 with this reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,6 @@ class Frame:
 # 1. Finding the table in a reply
 # --------------------------------------------------------------------------------------------------------------
 
-_FENCE = re.compile(r"```markdown(.*?)```", re.DOTALL)
 # A run of lines starting with "|", beginning at the first pipe. "." stops at "\n" only, as in the original.
 _PIPE_RUN = re.compile(r"(?:\|.*\n?)+")
 _SEPARATOR_CHARS = frozenset("|- :")
@@ -98,9 +96,9 @@ def extract_table_block(response: str | None) -> str | None:
     """
     if not response:
         return None
-    m = _FENCE.search(response)
-    if m is not None:
-        return m.group(1)
+    fenced = extract_markdown_fence(response)
+    if fenced is not None:
+        return fenced
     first = response.find("|")
     if first < 0 or response.count("|") < 4:
         return None

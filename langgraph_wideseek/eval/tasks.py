@@ -14,19 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ..errors import TableParseError, TaskLoadError
 from .judge import GENERIC_CRITERION
 from .metrics import CELL_METRICS
-from .preprocess import PREPROCESSORS
-from .table import Frame, TableParseError, first_occurrences, norm_column, read_gold_csv, read_response_table
+from .preprocess import PREPROCESSORS, preprocess_column
+from .table import Frame, first_occurrences, norm_column, read_gold_csv, read_response_table
 
 __all__ = ["HUB_DATASET", "ColumnSpec", "PreparedGold", "Task", "TaskLoadError", "load_tasks", "training_pipeline"]
 
 HUB_DATASET = "ByteDance-Seed/WideSearch"
 _METRICS = set(CELL_METRICS) | {"llm_judge"}
-
-
-class TaskLoadError(ValueError):
-    """Tasks or gold tables cannot be loaded; the message says which file/line/task and why."""
 
 
 class ColumnSpec(BaseModel):
@@ -164,11 +161,7 @@ def _prepare_gold(task: Task) -> PreparedGold:
     cells = dict(raw)
     try:
         for col, spec in task.eval_pipeline.items():
-            values = cells[col]
-            for name in spec.preprocess:
-                fn = PREPROCESSORS[name]
-                values = [fn(v) for v in values]
-            cells[col] = values
+            cells[col] = preprocess_column(cells[col], spec.preprocess)
     except Exception as e:  # noqa: BLE001 - e.g. dateparser failing on a gold cell: every trial of it scores 0
         return PreparedGold(raw, raw, len(rows), {}, error=f"preprocessing the gold table failed: {e!r}")
     index: dict[tuple[str, ...], list[int]] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..hermes import render_hermes
+from ..model.hermes import render_hermes
 
 _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
 

@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from ..answer import extract_table
+from ..eval.table import norm_column
+from ..graph.answer import extract_table
 
 BASE_URL = "https://synthpedia.example/wiki/"  # RFC 2606 reserved name: never a real site
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -56,10 +57,6 @@ def slug(title: str) -> str:
 def page_url(title: str) -> str:
     return BASE_URL + slug(title)
 
-
-def norm_column(name: str) -> str:
-    """WideSearch's normalised column name: lowercase with every space removed (punctuation kept)."""
-    return name.strip().lower().replace(" ", "")
 
 
 def format_date(d: dt.date) -> str:

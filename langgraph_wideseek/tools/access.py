@@ -6,10 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
+from ..errors import MODEL_MISTAKES, BackendError, SummaryError, raise_if_strict
 from ..prompts import Prompts
-from .base import BackendError, Page, PageReader
-from .errors import ToolArgumentError
-from .summarize import PageSummarizer, SummaryError
+from .args import items_of, text_field
+from .base import Page, PageReader
+from .summarize import PageSummarizer
+
+__all__ = ["AccessTool", "parse_access_args"]
 
 log = logging.getLogger(__name__)
 
@@ -18,28 +21,21 @@ _RAW_FALLBACK_CHARS = 5_000
 
 
 def parse_access_args(args: Any, *, max_items: int) -> tuple[list[tuple[str, str]], int]:
-    if not isinstance(args, dict) or not isinstance(args.get("urls"), list):
-        raise ToolArgumentError("access expects {\"urls\": [{\"url\": str, \"info_to_extract\": str}, ...]}")
-    items = args["urls"]
-    if not items:
-        raise ToolArgumentError("'urls' is empty: give at least one URL")
-    out: list[tuple[str, str]] = []
-    for i, item in enumerate(items[:max_items]):
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"].strip():
-            raise ToolArgumentError(f"urls[{i}] must be an object with a non-empty string 'url'")
-        info = item.get("info_to_extract")
-        if not isinstance(info, str) or not info.strip():
-            raise ToolArgumentError(f"urls[{i}].info_to_extract must be a non-empty string")
-        out.append((item["url"].strip(), info.strip()))
-    return out, max(0, len(items) - max_items)
+    """Return ((url, info_to_extract) pairs, number dropped over the limit) or raise ``ToolArgumentError``."""
+    items, dropped = items_of(args, "urls", noun="URL", max_items=max_items,
+                              usage='access expects {"urls": [{"url": str, "info_to_extract": str}, ...]}')
+    out = [(text_field(item, "url", where), text_field(item, "info_to_extract", where, main=False))
+           for where, item in items]
+    return out, dropped
 
 
 class AccessTool:
     """Runs one ``access`` call: reader -> truncate to ``page_chars`` -> optional summariser."""
 
     def __init__(self, reader: PageReader, prompts: Prompts, *, summarizer: PageSummarizer | None = None,
-                 max_items: int = 5, page_chars: int = 25_000) -> None:
+                 max_items: int = 5, page_chars: int = 25_000, strict: bool = False) -> None:
         self.reader = reader
+        self.strict = strict
         self.prompts = prompts
         self.summarizer = summarizer
         self.max_items = max_items
@@ -49,18 +45,25 @@ class AccessTool:
         return f"# Access URL: {url}\n# Info to extract: {info}\n# Result:\n{result}"
 
     async def _one(self, url: str, info: str) -> tuple[str, str | None]:
+        name = getattr(self.reader, "name", "?")
         try:
             page = await self.reader.read(url)
         except BackendError as e:
+            raise_if_strict(e, self.strict)
+            log.log(logging.DEBUG if isinstance(e, MODEL_MISTAKES) else logging.INFO,
+                    "page reader %s failed for %s: %s", name, url, e)
             return self._block(url, info, self.prompts.text("access_failed", reason=str(e))), f"{url}: {e}"
-        except Exception as e:
-            log.exception("page reader %s raised for %s", getattr(self.reader, "name", "?"), url)
+        except Exception as e:  # noqa: BLE001 - a bug or a library error costs this URL, not the agent
+            raise_if_strict(e, self.strict)
+            log.exception("page reader %s raised for %s", name, url)
             reason = f"internal error {type(e).__name__}"
             return self._block(url, info, self.prompts.text("access_failed", reason=reason)), f"{url}: {reason}"
         if not isinstance(page, Page):  # an injected reader that ignores the protocol
             try:
                 page = Page.model_validate(page)
-            except ValueError:
+            except ValueError as e:
+                raise_if_strict(e, self.strict)
+                log.warning("page reader %s returned an invalid page for %s: %s", name, url, e)
                 reason = "the page reader returned an invalid page"
                 failed = self.prompts.text("access_failed", reason=reason)
                 return self._block(url, info, failed), f"{url}: {reason}"
@@ -73,6 +76,8 @@ class AccessTool:
         try:
             return self._block(url, info, await self.summarizer.summarize(url, text, info)), None
         except SummaryError as e:
+            raise_if_strict(e, self.strict)
+            log.warning("summariser failed for %s: %s", url, e)
             note = f"[Summary unavailable ({e}); the start of the page text follows.]\n"
             return self._block(url, info, note + text[:_RAW_FALLBACK_CHARS]), f"{url}: summariser failed: {e}"
 

@@ -1,10 +1,11 @@
 """The backend interface every search and page-access implementation satisfies.
 
 A backend does one thing (find pages, or read one page) and reports failure by raising
-:class:`BackendError` with a message that is safe to show the model: it never contains secrets.
-The tool layer (``tools/search.py``, ``tools/access.py``) turns hits and pages into the tool-result
-text the model was trained on, runs the items of one call concurrently, and converts every
-``BackendError`` (and any unexpected exception) into an explicit line for the model.
+:class:`BackendError` (or :class:`PageNotFound`) with a message that is safe to show the model: it never
+contains secrets. The tool layer (``tools/search.py``, ``tools/access.py``) turns hits and pages into the
+tool-result text the model was trained on, runs the items of one call concurrently, and converts every
+``BackendError`` (and any unexpected exception) into an explicit line for the model, or, in strict mode,
+lets it propagate (see :mod:`langgraph_wideseek.errors`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
+
+from ..errors import BackendError, PageNotFound
+
+__all__ = ["BackendError", "Closeable", "Page", "PageNotFound", "PageReader", "SearchBackend", "SearchHit"]
 
 
 class SearchHit(BaseModel):
@@ -30,20 +35,6 @@ class Page(BaseModel):
     title: str = ""
     text: str
 
-
-class BackendError(Exception):
-    """A backend could not answer. ``str(err)`` is shown to the model, so it must hold no secrets.
-
-    ``retryable`` tells the caller whether the same request may succeed later (rate limits, 5xx, timeouts).
-    """
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class PageNotFound(BackendError):
-    """The URL is not known to the backend (not in the corpus, 404, ...)."""
 
 
 @runtime_checkable

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from ..config import WideSeekConfig
+from ..errors import BackendConfigError
 from .base import PageReader, SearchBackend
 
-
-class BackendConfigError(ValueError):
-    """The configuration does not say enough to build the chosen backend."""
-
+__all__ = ["BackendConfigError", "build_backends"]
 
 def build_backends(cfg: WideSeekConfig) -> tuple[SearchBackend, PageReader]:
     """(search backend, page reader) for ``cfg.search``."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .base import BackendError
+from ..errors import URLRefused
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,10 +48,6 @@ _METADATA = {
     ipaddress.ip_address("100.100.100.200"): "a cloud metadata address",  # Alibaba Cloud
     ipaddress.ip_address("fd00:ec2::254"): "a cloud metadata address",  # AWS over IPv6
 }
-
-
-class URLRefused(BackendError):
-    """The guard refused a URL; the message says why and is safe to show the model."""
 
 
 async def system_resolver(host: str, port: int) -> list[str]:

@@ -2,8 +2,9 @@
 
 An eval of 200 tasks x 4 samples reads many pages more than once; a cache makes reruns cheap and repeatable.
 Entries live under ``<cache_dir>/pages/<2 hex>/<sha256 of the URL>.json``: the file name never reveals the
-URL, writes are atomic (a temporary file in the same folder, then ``os.replace``), so concurrent workers
-and crashes never leave a half-written entry, and a corrupt or expired entry reads as a miss.
+URL, writes are atomic (:func:`~langgraph_wideseek.runtime.atomic_write_text`), so concurrent workers and
+crashes never leave a half-written entry, and a corrupt or expired entry reads as a miss. File I/O runs in a
+worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..runtime import atomic_write_text
 from .base import Page
+
+__all__ = ["DEFAULT_TTL", "PageCache"]
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +76,7 @@ class PageCache:
             "page": page.model_dump(),
         }
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(entry, f, ensure_ascii=False)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write_text(path, json.dumps(entry, ensure_ascii=False))
         except OSError as e:
             # A full or read-only disk must not fail the read the agent asked for.
             log.warning("page cache: cannot write %s: %s", path.name, e.strerror)

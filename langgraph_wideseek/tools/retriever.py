@@ -20,11 +20,11 @@ from typing import Any
 
 import aiohttp
 
-from ..limits import ENDPOINT_LIMITERS
-from ..retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
-from .base import BackendError, Page, PageNotFound, SearchHit
-from .batcher import MicroBatcher
-from .loopcache import LoopLocal
+from ..errors import BackendError, PageNotFound, RetryableError
+from ..runtime import ENDPOINT_LIMITERS, LoopLocal, MicroBatcher, RetryPolicy, parse_retry_after, retry_async
+from .base import Page, SearchHit
+
+__all__ = ["RetrieverClient", "RetrieverReader", "RetrieverSearch", "build_retriever_backends", "split_title"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class RetrieverClient:
         *,
         concurrency: int = 32,
         timeout: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(retries=4, base_delay=0.5, max_delay=10.0),
+        retry: RetryPolicy = RetryPolicy(retries=4, base_delay=0.5, max_delay=10.0),  # noqa: B008 - frozen
         max_batch: int = 64,
         max_wait: float = 0.005,
     ) -> None:
@@ -86,7 +86,7 @@ class RetrieverClient:
         self.timeout = timeout
         self.retry = retry
         self._slots = ENDPOINT_LIMITERS.for_endpoint(self.base_url, concurrency)
-        self._sessions: LoopLocal[aiohttp.ClientSession] = LoopLocal(self._new_session)
+        self._sessions: LoopLocal[aiohttp.ClientSession] = LoopLocal(self._new_session, close=_close_session)
         self._search = MicroBatcher(self._retrieve_batch, max_batch=max_batch, max_wait=max_wait)
         self._access = MicroBatcher(self._access_batch, max_batch=max_batch, max_wait=max_wait)
 
@@ -151,7 +151,7 @@ class RetrieverClient:
                         if resp.status >= 400:
                             raise BackendError(f"the retrieval server rejected the request (HTTP {resp.status})")
                         text = await resp.text()
-                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError):
+                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
                     raise RetryableError("could not reach the retrieval server") from None
                 except aiohttp.ClientError as e:
                     raise BackendError(f"the request to the retrieval server failed ({type(e).__name__})") from None
@@ -169,9 +169,11 @@ class RetrieverClient:
         log.info("retriever %s: retry %d in %.1f s (%s)", self.base_url, attempt, wait, err)
 
     async def aclose(self) -> None:
-        session = self._sessions.pop()
-        if session is not None:
-            await session.close()
+        await self._sessions.aclose()
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()
 
 
 class RetrieverSearch:

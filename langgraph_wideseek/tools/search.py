@@ -6,33 +6,33 @@ import asyncio
 import logging
 from typing import Any
 
+from ..errors import BackendError, ToolArgumentError, raise_if_strict
 from ..prompts import Prompts
-from .base import BackendError, SearchBackend, SearchHit
-from .errors import ToolArgumentError
+from .args import items_of, text_field
+from .base import SearchBackend, SearchHit
+
+__all__ = ["SearchTool", "format_hits", "parse_search_args"]
 
 log = logging.getLogger(__name__)
 
 
-def parse_search_args(args: Any, *, max_items: int, count_default: int, count_max: int) -> tuple[list[tuple[str, int]], int]:
+def parse_search_args(args: Any, *, max_items: int, count_default: int,
+                      count_max: int) -> tuple[list[tuple[str, int]], int]:
     """Return ((query, count) pairs, number dropped over the limit) or raise :class:`ToolArgumentError`."""
-    if not isinstance(args, dict) or not isinstance(args.get("queries"), list):
-        raise ToolArgumentError("search expects {\"queries\": [{\"query\": str, \"count\": int}, ...]}")
-    items = args["queries"]
-    if not items:
-        raise ToolArgumentError("'queries' is empty: give at least one query")
+    items, dropped = items_of(args, "queries", noun="query", max_items=max_items,
+                              usage='search expects {"queries": [{"query": str, "count": int}, ...]}')
     out: list[tuple[str, int]] = []
-    for i, item in enumerate(items[:max_items]):
+    for where, item in items:
         if isinstance(item, str):  # a bare string is an obvious intent; accept it
             item = {"query": item}
-        if not isinstance(item, dict) or not isinstance(item.get("query"), str) or not item["query"].strip():
-            raise ToolArgumentError(f"queries[{i}] must be an object with a non-empty string 'query'")
+        query = text_field(item, "query", where)
         count = item.get("count", count_default)
         if isinstance(count, str) and count.strip().isdigit():
             count = int(count)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ToolArgumentError(f"queries[{i}].count must be a positive integer")
-        out.append((item["query"].strip(), min(count, count_max)))
-    return out, max(0, len(items) - max_items)
+            raise ToolArgumentError(f"{where}.count must be a positive integer")
+        out.append((query, min(count, count_max)))
+    return out, dropped
 
 
 def format_hits(query: str, hits: list[SearchHit], prompts: Prompts, snippet_chars: int) -> str:
@@ -52,8 +52,9 @@ class SearchTool:
     """Runs one ``search`` call against a backend."""
 
     def __init__(self, backend: SearchBackend, prompts: Prompts, *, max_items: int = 5, count_default: int = 3,
-                 count_max: int = 10, snippet_chars: int = 5_000) -> None:
+                 count_max: int = 10, snippet_chars: int = 5_000, strict: bool = False) -> None:
         self.backend = backend
+        self.strict = strict
         self.prompts = prompts
         self.max_items = max_items
         self.count_default = count_default
@@ -64,18 +65,23 @@ class SearchTool:
         return f"# Search query: {query}\n# Result:\n" + self.prompts.text("search_failed", reason=reason)
 
     async def _one(self, query: str, count: int) -> tuple[str, str | None]:
+        name = getattr(self.backend, "name", "?")
         try:
             hits = await self.backend.search(query, count)
         except BackendError as e:
+            raise_if_strict(e, self.strict)
+            log.info("search backend %s failed: %s", name, e)
             return self._failed(query, str(e)), str(e)
-        except Exception as e:  # a bug or an unexpected library error must not end the agent
-            log.exception("search backend %s raised", getattr(self.backend, "name", "?"))
+        except Exception as e:  # noqa: BLE001 - a bug or a library error costs this query, not the agent
+            raise_if_strict(e, self.strict)
+            log.exception("search backend %s raised", name)
             reason = f"internal error {type(e).__name__}"
             return self._failed(query, reason), reason
         try:  # an injected backend may hand back dicts (or worse): accept what validates, report the rest
             hits = [h if isinstance(h, SearchHit) else SearchHit.model_validate(h) for h in hits]
-        except (TypeError, ValueError):
-            log.warning("search backend %s returned invalid hits", getattr(self.backend, "name", "?"))
+        except (TypeError, ValueError) as e:
+            raise_if_strict(e, self.strict)
+            log.warning("search backend %s returned invalid hits: %s", name, e)
             reason = "the search backend returned an invalid result"
             return self._failed(query, reason), reason
         unique: list[SearchHit] = []

@@ -5,13 +5,11 @@ from __future__ import annotations
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from ..answer import strip_thinking
+from ..errors import SummaryError
+from ..model.hermes import strip_thinking
 from ..prompts import Prompts, fill
 
-
-class SummaryError(Exception):
-    """The summariser model did not answer."""
-
+__all__ = ["PageSummarizer", "SummaryError"]
 
 class PageSummarizer:
     """Summarise one page for one request with any LangChain chat model (a separate endpoint is typical)."""
@@ -27,7 +25,7 @@ class PageSummarizer:
         kwargs = {"max_tokens": self.max_tokens} if self.max_tokens else {}
         try:
             reply = await self.llm.ainvoke([self._system, HumanMessage(user)], **kwargs)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure of the model is a failed summary; the caller logs it
             raise SummaryError(f"{type(e).__name__}: {e}") from e
         text = strip_thinking(reply.content if isinstance(reply.content, str) else str(reply.content))
         if not text:

@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 import httpx
 
-from ..limits import LoopLocalSemaphore, RateLimiter
-from ..retry import RetryableError, RetryPolicy, retry_async
-from .base import BackendError, Page, PageNotFound, SearchHit
-from .batcher import MicroBatcher
-from .loopcache import LoopLocal
+from ..errors import BackendError, PageNotFound, RetryableError, raise_if_strict
+from ..runtime import LoopLocal, LoopLocalSemaphore, MicroBatcher, RateLimiter, RetryPolicy, retry_async
+from .base import Page, SearchHit
 from .page_cache import PageCache
+
+__all__ = ["TavilyAPI", "TavilyReader", "TavilySearch", "build_tavily_backends", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,17 @@ class TavilyAPI:
         concurrency: int = 8,
         rate: float | None = 10.0,
         timeout: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(retries=3, base_delay=1.0, max_delay=16.0),
+        retry: RetryPolicy = RetryPolicy(retries=3, base_delay=1.0, max_delay=16.0),  # noqa: B008 - frozen
+        strict: bool = False,
     ) -> None:
         self._key = api_key or ""
+        self.strict = strict
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry
         self._slots = LoopLocalSemaphore(concurrency)
         self._rate = RateLimiter(rate, max(1, int(rate))) if rate else None
-        self._clients: LoopLocal[Any] = LoopLocal(self._new_client)
+        self._clients: LoopLocal[Any] = LoopLocal(self._new_client, close=_close_client)
         if not self._key:
             log.info("tavily: no API key set (TAVILY_API_KEY); using Tavily's rate-limited keyless mode")
 
@@ -117,13 +119,16 @@ class TavilyAPI:
             return RetryableError(f"Tavily {what}: could not reach the service")
         if isinstance(e, (te.MissingAPIKeyError, te.KeylessUnsupportedEndpointError)):
             return BackendError(f"Tavily {what}: an API key is required")
-        log.warning("tavily %s: unexpected %s", what, type(e).__name__)
+        raise_if_strict(e, self.strict)
+        log.warning("tavily %s: unexpected %s", what, type(e).__name__)  # its text may echo the key
         return BackendError(f"Tavily {what}: unexpected failure")
 
     async def aclose(self) -> None:
-        client = self._clients.pop()
-        if client is not None:
-            await client.close()
+        await self._clients.aclose()
+
+
+async def _close_client(client: Any) -> None:
+    await client.close()
 
 
 class TavilySearch:
@@ -233,6 +238,6 @@ class TavilyReader:
 def build_tavily_backends(cfg: Any) -> tuple[TavilySearch, TavilyReader]:
     """The Tavily search backend and page reader for ``cfg`` (a :class:`~langgraph_wideseek.WideSeekConfig`)."""
     key = cfg.tavily_api_key.get_secret_value() if cfg.tavily_api_key is not None else None
-    api = TavilyAPI(key, base_url=cfg.tavily_base_url)
+    api = TavilyAPI(key, base_url=cfg.tavily_base_url, strict=cfg.strict)
     cache = PageCache(cfg.cache_dir, namespace="tavily-pages") if cfg.cache_dir is not None else None
     return TavilySearch(api), TavilyReader(api, cache=cache)

@@ -24,11 +24,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..limits import LoopLocalSemaphore, RateLimiter
-from ..retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
-from .base import BackendError, Page, PageNotFound, SearchHit
+from ..errors import BackendError, PageNotFound, RetryableError, raise_if_strict
+from ..runtime import LoopLocalSemaphore, RateLimiter, RetryPolicy, parse_retry_after, retry_async
+from .base import Page, SearchHit
 from .netguard import NetGuard, Resolver
 from .page_cache import PageCache
+
+__all__ = ["DEFAULT_USER_AGENT", "DDGSEngine", "KeylessEngine", "WebReader", "WebSearch", "build_web_backends"]
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,11 @@ class WebSearch:
         rate: float | None = 2.0,
         burst: int = 4,
         timeout: float = 30.0,
-        retry: RetryPolicy = RetryPolicy(retries=2, base_delay=1.0, max_delay=8.0),
+        retry: RetryPolicy = RetryPolicy(retries=2, base_delay=1.0, max_delay=8.0),  # noqa: B008 - frozen
+        strict: bool = False,
     ) -> None:
         self.engine: KeylessEngine = engine or DDGSEngine()
+        self.strict = strict
         self.concurrency = concurrency
         self.timeout = timeout
         self.retry = retry
@@ -143,7 +147,7 @@ class WebSearch:
                 fut = loop.run_in_executor(self._pool(), self.engine.text, query, count)
                 try:
                     return await asyncio.wait_for(fut, self.timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     # The thread cannot be stopped; it ends on the library's own timeout and frees its worker.
                     raise RetryableError(f"web search timed out after {self.timeout:g} s") from None
 
@@ -154,7 +158,8 @@ class WebSearch:
         except BackendError:
             raise
         except Exception as e:  # noqa: BLE001 - a library bug must become a tool message, not a crash
-            log.warning("web search: unexpected %s", type(e).__name__)
+            raise_if_strict(e, self.strict)
+            log.warning("web search: unexpected %s: %s", type(e).__name__, e)
             raise BackendError("web search failed unexpectedly") from None
         return _hits_from_rows(rows, count)
 
@@ -204,11 +209,12 @@ class WebReader:
         max_bytes: int = 10 * 1024 * 1024,
         max_redirects: int = 5,
         concurrency: int = 16,
-        retry: RetryPolicy = RetryPolicy(retries=1, base_delay=0.5, max_delay=4.0),
+        retry: RetryPolicy = RetryPolicy(retries=1, base_delay=0.5, max_delay=4.0),  # noqa: B008 - frozen
         user_agent: str = DEFAULT_USER_AGENT,
         max_pdf_pages: int = 200,
         max_text_chars: int = 400_000,
         ssl_context: ssl.SSLContext | None = None,
+        strict: bool = False,
     ) -> None:
         if max_bytes < 1 or max_redirects < 0 or timeout <= 0:
             raise ValueError("max_bytes must be >= 1, max_redirects >= 0 and timeout > 0")
@@ -224,6 +230,7 @@ class WebReader:
         self.max_text_chars = max_text_chars
         self._slots = LoopLocalSemaphore(concurrency)
         self._ssl = ssl_context  # None: the certifi bundle, built on first use
+        self.strict = strict
 
     async def read(self, url: str) -> Page:
         if self.cache is not None:
@@ -237,7 +244,8 @@ class WebReader:
         except BackendError:
             raise
         except Exception as e:  # noqa: BLE001 - a parser or library bug must become a tool message
-            log.warning("web read: unexpected %s while reading a page", type(e).__name__)
+            raise_if_strict(e, self.strict)
+            log.warning("web read: unexpected %s while reading %s: %s", type(e).__name__, url, e)
             raise BackendError("the page could not be read (unexpected error)") from None
         if self.cache is not None:
             await self.cache.put(url, page)
@@ -255,8 +263,9 @@ class WebReader:
         async with self._slots.slot():
             try:
                 return await asyncio.wait_for(self._fetch(url), self.timeout)
-            except asyncio.TimeoutError:
-                # Not retried: a server this slow is rarely faster a second later, and the agent has other URLs.
+            except TimeoutError:
+                # Not retried here (a server this slow is rarely faster a second later, and the agent has other
+                # URLs); ``retryable`` tells a caller that a later attempt may succeed.
                 raise BackendError(f"the page took longer than {self.timeout:g} s to load",
                                    retryable=True) from None
 
@@ -488,5 +497,7 @@ def build_web_backends(
     """The web search backend and page reader for ``cfg`` (a :class:`~langgraph_wideseek.WideSeekConfig`)."""
     guard = NetGuard(allow_private=cfg.allow_private_urls, allowed_networks=allowed_networks, resolver=resolver)
     cache = PageCache(cfg.cache_dir, namespace="web-pages") if cfg.cache_dir is not None else None
-    return WebSearch(engine), WebReader(guard=guard, cache=cache, timeout=cfg.fetch_timeout,
-                                        max_bytes=cfg.fetch_max_bytes, max_redirects=cfg.fetch_max_redirects)
+    strict = cfg.strict
+    return WebSearch(engine, strict=strict), WebReader(
+        guard=guard, cache=cache, timeout=cfg.fetch_timeout, max_bytes=cfg.fetch_max_bytes,
+        max_redirects=cfg.fetch_max_redirects, strict=strict)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from langgraph_wideseek.tools.batcher import MicroBatcher
+from langgraph_wideseek.runtime.batcher import MicroBatcher
 
 
 async def test_same_tick_submissions_form_one_batch() -> None:

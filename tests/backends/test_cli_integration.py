@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_wideseek.cli import main
-from langgraph_wideseek.testing.script import ScriptedPolicy
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import ScriptedPolicy
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 from .stand_ins import RetrievalStandIn, TavilyStandIn, serve
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_wideseek.config import WideSeekConfig
-from langgraph_wideseek.retry import RetryPolicy
+from langgraph_wideseek.runtime import RetryPolicy
 from langgraph_wideseek.tools.base import BackendError, PageNotFound
 from langgraph_wideseek.tools.factory import BackendConfigError, build_backends
 from langgraph_wideseek.tools.local import LocalIndex

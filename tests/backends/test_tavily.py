@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from langgraph_wideseek.config import WideSeekConfig
-from langgraph_wideseek.retry import RetryPolicy
+from langgraph_wideseek.runtime import RetryPolicy
 from langgraph_wideseek.tools.base import BackendError, PageNotFound
 from langgraph_wideseek.tools.page_cache import PageCache
 from langgraph_wideseek.tools.tavily import TavilyAPI, TavilyReader, TavilySearch, build_tavily_backends

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from langgraph_wideseek.retry import RetryPolicy
+from langgraph_wideseek.runtime import RetryPolicy
 from langgraph_wideseek.tools.base import BackendError, PageNotFound
 from langgraph_wideseek.tools.netguard import NetGuard, URLRefused
 from langgraph_wideseek.tools.page_cache import PageCache

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from langgraph_wideseek.config import WideSeekConfig
-from langgraph_wideseek.retry import RetryableError, RetryPolicy
+from langgraph_wideseek.runtime import RetryableError, RetryPolicy
 from langgraph_wideseek.tools.base import BackendError
 from langgraph_wideseek.tools.web import DDGSEngine, WebSearch, build_web_backends
 

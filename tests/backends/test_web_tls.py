@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from langgraph_wideseek.retry import RetryPolicy
+from langgraph_wideseek.runtime import RetryPolicy
 from langgraph_wideseek.tools.base import BackendError
 from langgraph_wideseek.tools.netguard import NetGuard
 from langgraph_wideseek.tools.web import WebReader

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langgraph_wideseek.answer import (
+from langgraph_wideseek.graph.answer import (
     extract_boxed,
     extract_markdown_fence,
     extract_table,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from langgraph_wideseek.testing.script import ScriptedPolicy
-from langgraph_wideseek.testing.server import Reply
+from langgraph_wideseek.testing import ScriptedPolicy
+from langgraph_wideseek.testing import Reply
 
 from .helpers import RIVERS, call, river_url, spawn, subtask_of
 

@@ -12,8 +12,8 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.outputs import ChatResult
 
-from langgraph_wideseek.testing.script import ScriptedPolicy, is_lead, turn_index
-from langgraph_wideseek.testing.server import Reply
+from langgraph_wideseek.testing import ScriptedPolicy, is_lead, turn_index
+from langgraph_wideseek.testing import Reply
 
 from .helpers import call, spawn, subtask_of
 
@@ -384,7 +384,7 @@ class SloppyReader:
 async def test_user_backends_that_break_the_protocol_do_not_crash_the_run(serve, make_graph, corpus_path,
                                                                           index_dir):
     from langgraph_wideseek import WideSeekConfig, WideSeekGraph
-    from langgraph_wideseek.llm import ChatVLLM
+    from langgraph_wideseek.model import ChatVLLM
 
     turns = [Reply(tool_calls=[call("search", queries=["dicts", "crash", "garbage"])]),
              Reply(tool_calls=[call("access", urls=[{"url": "https://x", "info_to_extract": "y"}])]),

@@ -12,8 +12,8 @@ import pytest
 from langgraph.graph.state import CompiledStateGraph
 
 from langgraph_wideseek import Trajectory, WideSeekGraph
-from langgraph_wideseek.testing.script import ScriptedPolicy, is_lead, turn_index
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import ScriptedPolicy, is_lead, turn_index
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 from .helpers import (
     LIST_TASK,

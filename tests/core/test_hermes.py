@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langgraph_wideseek.hermes import parse_hermes, render_hermes, split_reasoning
+from langgraph_wideseek.model.hermes import parse_hermes, render_hermes, split_reasoning
 
 
 def test_split_full_think_block():

@@ -14,15 +14,9 @@ import pytest
 from aiohttp import web
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from langgraph_wideseek.llm import (
-    ChatVLLM,
-    ContextOverflowError,
-    ModelRequestError,
-    ModelUnavailableError,
-    message_to_openai,
-    parse_completion,
-)
-from langgraph_wideseek.testing.server import (
+from langgraph_wideseek.errors import ContextOverflowError, ModelRequestError, ModelUnavailableError
+from langgraph_wideseek.model import ChatVLLM, message_to_openai, parse_completion
+from langgraph_wideseek.testing import (
     FakeOpenAIServer,
     Reply,
     render_prompt,
@@ -168,7 +162,7 @@ async def test_retry_after_header_is_honoured(serve):
 async def test_gives_up_after_max_retries(serve, caplog):
     srv = await serve(lambda req: Reply(status=503, error="engine overloaded"))
     llm = llm_for(srv, max_retries=2)
-    with caplog.at_level(logging.WARNING, logger="langgraph_wideseek.llm"):
+    with caplog.at_level(logging.WARNING, logger="langgraph_wideseek.model.chat"):
         with pytest.raises(ModelUnavailableError) as ei:
             await llm.ainvoke([HumanMessage("q")])
     await llm.aclose()
@@ -316,7 +310,7 @@ async def test_server_rejecting_vllm_extras_gets_them_dropped(serve, option, cap
 
     srv = await serve(policy)
     llm = llm_for(srv)
-    with caplog.at_level(logging.WARNING, logger="langgraph_wideseek.llm"):
+    with caplog.at_level(logging.WARNING, logger="langgraph_wideseek.model.chat"):
         first = await llm.ainvoke([HumanMessage("q")])
     second = await llm.ainvoke([HumanMessage("q2")])
     await llm.aclose()

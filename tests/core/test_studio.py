@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_wideseek.testing.server import FakeOpenAIServer
+from langgraph_wideseek.testing import FakeOpenAIServer
 
 from .helpers import QUESTION, RIVERS, VeloriaAgents
 

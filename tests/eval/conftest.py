@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_wideseek.eval import load_tasks
-from langgraph_wideseek.testing.server import Reply
+from langgraph_wideseek.testing import Reply
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "widesearch"
 

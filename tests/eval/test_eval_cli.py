@@ -15,8 +15,8 @@ import pytest
 
 from langgraph_wideseek.cli import main
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.testing.script import first_user_text, is_lead, turn_index
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import first_user_text, is_lead, turn_index
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 IDS = ["ws_en_002", "ws_zh_003"]
 

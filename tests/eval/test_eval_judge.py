@@ -10,8 +10,8 @@ import pytest
 from langgraph_wideseek.eval import ExactJudge, JudgeError, OpenAIJudge, score_response
 from langgraph_wideseek.eval.judge import IncompleteGrade, JudgeCache, parse_alignment, parse_grades
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.retry import RetryPolicy
-from langgraph_wideseek.testing.server import FakeOpenAIServer, Reply
+from langgraph_wideseek.runtime import RetryPolicy
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 
 FAST = RetryPolicy(retries=3, base_delay=0.01, max_delay=0.02)
 SECRET = "sk-test-0123456789abcdef"

@@ -9,8 +9,8 @@ from langgraph_wideseek.eval import ExactJudge, JudgeError
 from langgraph_wideseek.eval.judge import GENERIC_CRITERION, QA_CRITERION
 from langgraph_wideseek.eval.table import to_markdown
 from langgraph_wideseek.eval.tasks import Task
-from langgraph_wideseek.reward import RewardConfig, compute_reward, generic_task
-from langgraph_wideseek.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
+from langgraph_wideseek.eval.reward import RewardConfig, compute_reward, generic_task
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
 
 
 def rollout(answer: str | None, *, access=False, longest=100, lead_ok=True) -> Trajectory:
@@ -151,7 +151,7 @@ def test_a_variant_never_reuses_the_original_prepared_gold(t):
 def test_task_from_a_widesearch_label_equals_the_loaded_task(sample_tasks, sample_dir):
     import json as _json
 
-    from langgraph_wideseek.reward import task_from_label
+    from langgraph_wideseek.eval.reward import task_from_label
     from training.data import convert_widesearch_record
 
     rec = _json.loads((sample_dir / "widesearch_sample.jsonl").read_text(encoding="utf-8").splitlines()[0])
@@ -163,7 +163,7 @@ def test_task_from_a_widesearch_label_equals_the_loaded_task(sample_tasks, sampl
 
 
 async def test_reward_from_a_training_label_with_the_rollout_seam_arguments(sample_dir):
-    from langgraph_wideseek.reward import task_from_label
+    from langgraph_wideseek.eval.reward import task_from_label
     from training.data import TaskLabel
 
     gold = "| City | Country |\n|---|---|\n| Paris | France |\n| Rome | Italy |"

@@ -18,7 +18,7 @@ from langgraph_wideseek.eval import ExactJudge, JudgeError, TrialScore
 from langgraph_wideseek.eval.runner import load_responses, read_results, run_eval, run_trials, score_records
 from langgraph_wideseek.eval.summary import summarize
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = ["ws_en_002", "ws_en_004", "ws_zh_003"]  # tasks the exact judge can score perfectly
@@ -210,7 +210,7 @@ from langgraph_wideseek import WideSeekResult
 from langgraph_wideseek.eval import load_tasks
 from langgraph_wideseek.eval.runner import run_trials
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.trajectory import Trajectory
+from langgraph_wideseek.graph.trajectory import Trajectory
 
 data, out, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 tasks = load_tasks(data / "widesearch_sample.jsonl", data / "widesearch_gold", ids=["ws_en_002", "ws_en_004", "ws_zh_003"])

@@ -6,9 +6,11 @@ import pydantic
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from langgraph_wideseek.llm import _dumps, _loads, intern_token_ids, parse_completion
-from langgraph_wideseek.trajectory import TurnRecord
-from langgraph_wideseek.turns import build_agent_trajectory
+from langgraph_wideseek.model.chat import intern_token_ids, parse_completion
+from langgraph_wideseek.model.transport import dumps as _dumps
+from langgraph_wideseek.model.transport import loads as _loads
+from langgraph_wideseek.graph.trajectory import TurnRecord
+from langgraph_wideseek.graph.turns import build_agent_trajectory
 
 
 def test_interned_token_ids_are_equal_and_shared() -> None:
@@ -76,9 +78,12 @@ def test_tune_gc_sets_and_returns_thresholds() -> None:
 
 
 async def test_plain_trajectory_data_round_trips_without_copies() -> None:
-    """The graph state holds trajectories as plain data; to_plain / trajectory_from_plain must equal
+    """The graph state holds trajectories as plain data; to_plain / from_plain must equal
     model_dump(mode="json") / model_validate, share containers, and still validate odd data."""
-    from langgraph_wideseek.trajectory import Trajectory, to_plain, trajectory_from_plain
+    from langgraph_wideseek.graph.trajectory import Trajectory, from_plain, to_plain
+
+    def trajectory_from_plain(data):
+        return from_plain(Trajectory, data)
 
     agent = _traj(_reply())
     traj = Trajectory(rollout_id="r", question="q", answer="a", agents=[agent])
@@ -93,3 +98,4 @@ async def test_plain_trajectory_data_round_trips_without_copies() -> None:
     assert trajectory_from_plain(odd).agents[0].turns[0].prompt_token_ids == [1, 2]   # validated (lax) path
     with pytest.raises(pydantic.ValidationError):
         trajectory_from_plain({**plain, "agents": [{"agent_id": "x", "role": "boss"}]})
+    assert type(back.agents[0].role) is type(traj.agents[0].role)  # enum members, as validation makes them

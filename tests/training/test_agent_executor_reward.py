@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_wideseek.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
-from langgraph_wideseek.result import WideSeekResult
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
+from langgraph_wideseek.graph.result import WideSeekResult
 from training.data import convert_widesearch_task, convert_wideseek_record, parse_label
 from training.reward import RewardSettings, RolloutReward, as_reward, load_function
 
@@ -72,25 +72,25 @@ TABLE = {"instance_id": "w1", "question": "Albums?", "is_markdown": True, "uniqu
          "evaluation": {"required": ["album", "year"]}}
 
 
-# --- the WideSeek-R1 reward (langgraph_wideseek.reward + the exact scorer) --------------------------------------
+# --- the WideSeek-R1 reward (langgraph_wideseek.eval.reward + the exact scorer) --------------------------------------
 
 def needs_reward_module():
-    return pytest.importorskip("langgraph_wideseek.reward", reason="the reward module lands with the eval work")
+    return pytest.importorskip("langgraph_wideseek.eval.reward", reason="the reward module lands with the eval work")
 
 
 def test_labels_become_scorer_tasks():
     needs_reward_module()
-    from training.reward import label_to_task
+    from langgraph_wideseek.eval.reward import task_from_label
 
-    t = label_to_task(parse_label(convert_wideseek_record(TABLE)["label"]), "Albums?")
+    t = task_from_label(parse_label(convert_wideseek_record(TABLE)["label"]))
     assert t.kind == "table" and t.required == ("album", "year") and t.unique_columns == ("album",)
     assert t.gold.column("year") == ("1999", "2003")
     assert t.eval_pipeline["year"].metric == ("llm_judge",)  # the training recipe: non-key cells judged
-    q = label_to_task(parse_label(convert_wideseek_record(QA)["label"]), "Who?")
+    q = task_from_label(parse_label(convert_wideseek_record(QA)["label"]))
     assert q.kind == "qa" and q.answers == ("Ada Lovelace",)
     rec = json.loads((ASSETS / "widesearch" / "tasks.jsonl").read_text(encoding="utf-8").splitlines()[0])
     gold = (ASSETS / "widesearch" / "gold" / "ws_en_002.csv").read_bytes().decode("utf-8-sig")
-    w = label_to_task(parse_label(convert_widesearch_task(rec, gold)["label"]), rec["query"])
+    w = task_from_label(parse_label(convert_widesearch_task(rec, gold)["label"]))
     from langgraph_wideseek.eval.tasks import load_tasks
 
     ref = load_tasks(ASSETS / "widesearch" / "tasks.jsonl", gold_dir=ASSETS / "widesearch" / "gold")[0]
@@ -99,7 +99,7 @@ def test_labels_become_scorer_tasks():
 
 async def test_wideseek_reward_on_the_synthetic_world_with_exact_scoring():
     needs_reward_module()
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     world = World.generate(seed=2, n_categories=1, entities_per_category=4)
     task = world.named_task(0, 3)

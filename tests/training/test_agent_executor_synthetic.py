@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from langgraph_wideseek.testing.policy import WideSeekPolicy
-from langgraph_wideseek.testing.synthetic import World
+from langgraph_wideseek.testing import WideSeekPolicy
+from langgraph_wideseek.testing import World
 from training.agent_executor import AgentExecutor
 from training.data import convert_widesearch_task, parse_label
 from training.engine import SamplingParamsLite

@@ -175,7 +175,7 @@ def test_cli_invalid_json_line_names_the_line(tmp_path, capsys):
 
 
 def test_cli_synthetic_world_writes_tasks_and_their_corpus(tmp_path, capsys):
-    from langgraph_wideseek.testing.synthetic import World
+    from langgraph_wideseek.testing import World
 
     out, corpus = tmp_path / "syn.jsonl", tmp_path / "corpus.jsonl"
     assert main(["synthetic", "--world-seed", "3", "--categories", "2", "--entities", "3", "--corpus-out",

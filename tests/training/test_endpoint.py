@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from transformers import AutoTokenizer
 
-from langgraph_wideseek.llm import ChatVLLM, ContextOverflowError
+from langgraph_wideseek.errors import ContextOverflowError
+from langgraph_wideseek.model import ChatVLLM
 from training.endpoint import ChatEndpoint
 from training.engine import SamplingParamsLite
 from training.testing import ScriptedEngine, model_text

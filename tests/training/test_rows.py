@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from langgraph_wideseek.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord, write_jsonl
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord, write_jsonl
 from training.rows import (
     MissingTokenIds,
     RowStats,

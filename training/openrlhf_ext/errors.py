@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from langgraph_wideseek.errors import TrainingError
 
-class WideSeekExtensionError(RuntimeError):
+
+class WideSeekExtensionError(TrainingError, RuntimeError):
     """Base class: something stops the multi-agent extension from running correctly."""
 
 

@@ -18,19 +18,22 @@ the required columns (table tasks) or a ``\\boxed{}`` answer (QA tasks).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .answer import extract_boxed, extract_markdown_fence, strip_thinking
-from .eval.judge import GENERIC_CRITERION, QA_CRITERION, ExactJudge
-from .eval.scorer import TrialScore, score_response
-from .eval.table import norm_column, read_gold_csv, read_response_table
-from .eval.tasks import ColumnSpec, Task, table_task_from_gold
-from .result import WideSeekResult
-from .trajectory import Trajectory
+from ..graph.answer import extract_boxed, extract_markdown_fence, strip_thinking
+from ..graph.result import WideSeekResult
+from ..graph.trajectory import Role, Status, Trajectory
+from .judge import QA_CRITERION, ExactJudge
+from .scorer import TrialScore, TrialStatus, score_response
+from .table import norm_column, read_gold_csv, read_response_table
+from .tasks import Task, table_task_from_gold, training_pipeline
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RewardBreakdown", "RewardConfig", "RewardMode", "compute_reward", "generic_task", "task_from_label"]
 
@@ -66,13 +69,10 @@ class RewardBreakdown(BaseModel):
 
 
 def generic_task(task: Task) -> Task:
-    """The training-style variant of a table task: non-key columns judged with :data:`GENERIC_CRITERION`."""
-    pipeline = {}
-    for col in task.required:
-        if col in task.unique_columns:
-            pipeline[col] = task.eval_pipeline.get(col) or ColumnSpec(preprocess=("norm_str",), metric=("exact_match",))
-        else:
-            pipeline[col] = ColumnSpec(preprocess=("norm_str",), metric=("llm_judge",), criterion=GENERIC_CRITERION)
+    """The training-style variant of a table task: non-key columns judged with the generic criterion
+    (:func:`~langgraph_wideseek.eval.tasks.training_pipeline`); key columns keep their own spec if they have one."""
+    pipeline = training_pipeline(task.required, task.unique_columns)
+    pipeline.update({c: task.eval_pipeline[c] for c in task.unique_columns if c in task.eval_pipeline})
     return task.model_copy(update={"eval_pipeline": pipeline})
 
 
@@ -123,10 +123,10 @@ def _task_from_label_json(text: str) -> Task:
 def _source(source: WideSeekResult | Trajectory) -> tuple[str | None, bool, Trajectory | None]:
     """(answer, lead failed, trajectory) of a result or a bare trajectory."""
     if isinstance(source, WideSeekResult):
-        return source.answer, source.status == "failed", source.trajectory
+        return source.answer, source.status == Status.FAILED, source.trajectory
     if isinstance(source, Trajectory):
-        leads = [a for a in source.agents if a.role == "lead"]
-        failed = bool(leads) and leads[0].status == "failed"
+        leads = [a for a in source.agents if a.role == Role.LEAD]
+        failed = bool(leads) and leads[0].status == Status.FAILED
         return source.answer, failed, source
     raise TypeError(f"expected a WideSeekResult or a Trajectory, got {type(source).__name__}")
 
@@ -179,6 +179,7 @@ async def compute_reward(
                 grades = await judge.grade(QA_CRITERION, [(boxed, label) for label in task.answers])
                 correct = any(g == 1 for g in grades)
             except Exception as e:  # noqa: BLE001 - reported on the breakdown; the caller decides what to do
+                log.warning("task %s: the QA judge failed: %s: %s", task.instance_id, type(e).__name__, e)
                 failures = 1
                 reason = f"judge failed: {type(e).__name__}: {e}"
         score = 1.0 if correct else 0.0
@@ -188,9 +189,9 @@ async def compute_reward(
 
     scored_task = task.derived("generic", generic_task) if mode == "generic" else task
     trial = await score_response(scored_task, text, judge=judge)
-    if trial.status != "ok":
-        reasons = {"no_table": "no table in the answer", "parse_error": "the table cannot be read",
-                   "column_mismatch": "the table's columns are not the required ones"}
+    if trial.status != TrialStatus.OK:
+        reasons = {TrialStatus.NO_TABLE: "no table in the answer", TrialStatus.PARSE_ERROR: "the table cannot be read",
+                   TrialStatus.COLUMN_MISMATCH: "the table's columns are not the required ones"}
         why = reasons.get(trial.status, "; ".join(trial.errors) or trial.status)
         return RewardBreakdown(total=0.0, reason=why, judge_failures=trial.judge_failures, trial=trial, **base)
     fmt = cfg.format_bonus if extract_markdown_fence(text) is not None else 0.0

@@ -8,7 +8,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ..errors import RetryableError
+
 T = TypeVar("T")
+
+__all__ = ["RetryPolicy", "RetryableError", "parse_retry_after", "retry_async"]
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,6 @@ class RetryPolicy:
         d = min(self.max_delay, self.base_delay * (2**attempt))
         return d * (1 + random.uniform(-self.jitter, self.jitter))
 
-
-class RetryableError(Exception):
-    """Raised by an attempt that may succeed if repeated; ``retry_after`` is the server's hint in seconds."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 async def retry_async(

@@ -7,20 +7,27 @@ Shape (parent graph = the lead)::
                            --(reply without a tool call, or failure)--> finalize -> END
 
 ``subagent`` runs one subagent with its own private state, turn by turn (the model call plus its tool call, the
-last turn also writing the report): by default as one node looping over its turns, or, with
-``subagent_subgraph=True``, as a compiled subgraph (``START -> turn <-> turn -> END``) taking one graph step per
-turn. Either way only its report and its trajectory flow back. Every subagent of a wave runs concurrently
-(LangGraph runs the Sends of one superstep together) and every item of a tool call runs concurrently
-(``asyncio.gather`` in the tool layer).
+last turn also writing the report): by default as a compiled subgraph (``START -> turn <-> turn -> END``) taking
+one graph step per turn, or, with ``subagent_subgraph=False``, as one node looping over the same turns. Either
+way only its report and its trajectory flow back. Every subagent of a wave runs concurrently (LangGraph runs
+the Sends of one superstep together) and every item of a tool call runs concurrently (``asyncio.gather`` in the
+tool layer).
+
+Both roles take a turn the same way (:meth:`WideSeekGraph._agent_turn`: first prompt, prompt budget, model
+call, turn record, status) and answer their tool calls the same way (:meth:`WideSeekGraph._answer_calls`: the
+first call runs, further calls of the turn are told so, the turn hint comes last); an :class:`_AgentSpec` holds
+what differs between them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -31,28 +38,43 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
-from .answer import extract_boxed, extract_table, strip_thinking
-from .config import WideSeekConfig
-from .llm import ChatVLLM
-from .prompts import Prompts, fill, load_prompts
+from ..config import WideSeekConfig
+from ..errors import ToolArgumentError, raise_if_strict
+from ..model.chat import ChatVLLM
+from ..model.hermes import strip_thinking
+from ..prompts import Prompts, fill, load_prompts
+from ..tools.access import AccessTool
+from ..tools.base import PageReader, SearchBackend
+from ..tools.schemas import ACCESS, CREATE_SUB_AGENTS, SEARCH, lead_tools, subagent_tools
+from ..tools.search import SearchTool
+from ..tools.summarize import PageSummarizer
+from .answer import extract_boxed, extract_table
 from .result import Usage, WideSeekResult
 from .state import (
     RESET,
     LeadInput,
     LeadState,
+    PendingCall,
     Report,
     SubagentInput,
     SubagentOutput,
     SubagentState,
+    ToolCallRef,
+    apply_update,
 )
-from .tools.access import AccessTool
-from .tools.base import PageReader, SearchBackend
-from .tools.errors import ToolArgumentError
-from .tools.schemas import ACCESS, CREATE_SUB_AGENTS, SEARCH, lead_tools, subagent_tools
-from .tools.search import SearchTool
-from .tools.summarize import PageSummarizer
-from .trajectory import Trajectory, to_plain, trajectory_from_plain
-from .turns import build_agent_trajectory, call_model, estimate_tokens, ordered_calls, tool_reply
+from .trajectory import Role, Status, Trajectory, from_plain, to_plain
+from .turns import (
+    ChatRunnable,
+    ReplyKind,
+    TurnOutcome,
+    build_agent_trajectory,
+    call_model,
+    estimate_tokens,
+    ordered_calls,
+    tool_reply,
+)
+
+__all__ = ["WideSeekGraph"]
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +82,31 @@ log = logging.getLogger(__name__)
 def _emit(event: dict[str, Any]) -> None:
     """Send a progress event to LangGraph clients streaming with ``stream_mode="custom"``."""
     try:
-        get_stream_writer()(event)
-    except Exception:  # outside a runnable context (direct node calls in tests): nothing to stream to
-        pass
+        writer = get_stream_writer()
+    except RuntimeError:  # outside a runnable context (a node called directly): nothing to stream to
+        return
+    writer(event)
 
 
-# Subagent state keys whose reducer appends (operator.add); every other key is overwritten by an update.
-_APPEND_KEYS = ("messages", "turn_meta", "tool_errors")
+def _ref(call: dict[str, Any]) -> ToolCallRef:
+    return {"id": call["id"], "name": call.get("name")}
 
 
-def _merge_updates(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``update`` applied the way the subagent state's reducers would apply it."""
-    out = {**base, **update}
-    for k in _APPEND_KEYS:
-        if k in base and k in update:
-            out[k] = list(base[k] or []) + list(update[k] or [])
-    return out
+@dataclass(frozen=True)
+class _AgentSpec:
+    """What differs between the lead and a subagent in taking a turn."""
+
+    role: Role
+    system: SystemMessage
+    llm: ChatRunnable  # the chat model with the role's tools bound
+    # the role's tool schemas as recorded in trajectories: a copy of the ones sent, so that editing a record in
+    # place can never change what later requests send
+    tools: list[dict[str, Any]]
+    max_turns: int
+    user_prompt: str  # the template of the first user message
+    prompt_name: str  # what the first prompt is called in errors ("task", "subtask")
+    outcome_name: str  # what the agent must produce ("a final answer", "a report")
+    error_prefix: str  # put before the agent's errors ("lead: " for the lead)
 
 
 class WideSeekGraph:
@@ -89,6 +120,9 @@ class WideSeekGraph:
     runs each subagent as one node that loops over the same turns: the same messages, trajectory and events,
     for about 40% less client CPU per model call (every LangGraph step costs about as much as the model call
     itself; docs/benchmarks.md). RL rollouts, where thousands of agent loops share a CPU, use it.
+
+    With ``config.strict`` every failure a tool, backend or model call raises propagates out of the graph
+    instead of becoming a message for the model (see :mod:`langgraph_wideseek.errors`).
     """
 
     def __init__(
@@ -108,7 +142,7 @@ class WideSeekGraph:
         self.prompts = prompts or load_prompts(cfg.language, cfg.prompt_dir)
         self.llm = llm or ChatVLLM.from_config(cfg)
         if search is None or reader is None:
-            from .tools.factory import build_backends
+            from ..tools.factory import build_backends
 
             built_search, built_reader = build_backends(cfg)
             search = search or built_search
@@ -127,78 +161,124 @@ class WideSeekGraph:
             summarizer = PageSummarizer(summarizer_llm, self.prompts, max_tokens=cfg.summary_max_tokens)
         self.search_tool = SearchTool(search, self.prompts, max_items=cfg.max_tool_items,
                                       count_default=cfg.search_count_default, count_max=cfg.search_count_max,
-                                      snippet_chars=cfg.snippet_chars)
+                                      snippet_chars=cfg.snippet_chars, strict=cfg.strict)
         self.access_tool = AccessTool(reader, self.prompts, summarizer=summarizer, max_items=cfg.max_tool_items,
-                                      page_chars=cfg.page_chars)
+                                      page_chars=cfg.page_chars, strict=cfg.strict)
         # Built once: byte-identical prompts and schemas for every agent of a role (vLLM prefix cache).
         self.lead_tool_schemas = lead_tools(self.prompts)
         self.subagent_tool_schemas = subagent_tools(self.prompts)
-        self._lead_system = SystemMessage(self.prompts.lead_system)
-        self._sub_system = SystemMessage(self.prompts.subagent_system)
-        self._lead_llm = self.llm.bind_tools(self.lead_tool_schemas)
-        self._sub_llm = self.llm.bind_tools(self.subagent_tool_schemas)
+        self._lead = _AgentSpec(
+            role=Role.LEAD, system=SystemMessage(self.prompts.lead_system),
+            llm=self.llm.bind_tools(self.lead_tool_schemas), tools=copy.deepcopy(self.lead_tool_schemas),
+            max_turns=cfg.max_lead_turns, user_prompt=self.prompts.lead_user, prompt_name="task",
+            outcome_name="a final answer", error_prefix="lead: ")
+        self._sub = _AgentSpec(
+            role=Role.SUBAGENT, system=SystemMessage(self.prompts.subagent_system),
+            llm=self.llm.bind_tools(self.subagent_tool_schemas), tools=copy.deepcopy(self.subagent_tool_schemas),
+            max_turns=cfg.max_subagent_turns, user_prompt=self.prompts.subagent_user, prompt_name="subtask",
+            outcome_name="a report", error_prefix="")
+        self._tools = {SEARCH: self.search_tool, ACCESS: self.access_tool}
         self._compiled: CompiledStateGraph | None = None
 
-    # ======================================================================================== subagent graph
-    def _hint(self, turn: int, max_turns: int) -> str:
-        return self.prompts.text("next_turn_hint", turn=turn, max_turns=max_turns)
+    # ================================================================================ one turn, both roles
+    async def _agent_turn(
+        self,
+        agent: _AgentSpec,
+        state: LeadState | SubagentState,
+        first_user: dict[str, str],
+        *,
+        deadline: float | None = None,
+        announce: Callable[[int], None] | None = None,
+    ) -> tuple[dict[str, Any], TurnOutcome | None]:
+        """One model call of ``agent``: the state update, and the call's outcome (``None``: no call was made).
 
-    async def _sub_act(self, state: SubagentState) -> dict[str, Any]:
+        The first turn starts the agent's messages (system prompt, then the user prompt filled with
+        ``first_user`` and the first-turn hint). The update sets ``status`` when the agent is done: ``OK`` for a
+        final reply, ``FAILED`` (with ``error``) for a failed call, an oversized prompt or the turn limit.
+        """
         cfg = self.config
-        new: list[BaseMessage] = []
         messages = state.get("messages") or []
         update: dict[str, Any] = {}
+        new: list[BaseMessage] = []
         if not messages:
-            user = fill(self.prompts.subagent_user, question=state["question"], subtask=state["subtask"])
-            user += self.prompts.text("first_turn_hint", max_turns=cfg.max_subagent_turns)
-            new = [self._sub_system, HumanMessage(user)]
+            user = fill(agent.user_prompt, **first_user)
+            user += self.prompts.text("first_turn_hint", max_turns=agent.max_turns)
+            new = [agent.system, HumanMessage(user)]
             messages = new
-            deadline = time.time() + cfg.subagent_timeout if cfg.subagent_timeout else None
-            update.update(deadline=deadline, turn=0, ctx_tokens=0, ctx_messages=0, status="running")
-            _emit({"type": "subagent_start", "agent_id": state["agent_id"], "index": state["index"],
-                   "wave": state["wave"]})
+            update.update(turn=0, ctx_tokens=0, ctx_messages=0, status=Status.RUNNING.value)
             if estimate_tokens(new) > cfg.max_prompt_tokens:
-                update.update(messages=new, status="failed",
-                              error=f"the subtask prompt exceeds max_prompt_tokens ({cfg.max_prompt_tokens})")
-                return update
-        else:
-            deadline = state.get("deadline")
+                update["messages"] = new
+                reason = f"the {agent.prompt_name} prompt exceeds max_prompt_tokens ({cfg.max_prompt_tokens})"
+                return self._failed(agent, update, reason), None
         turn = state.get("turn", 0) + 1
-        out = await call_model(self._sub_llm, messages, context_tokens=cfg.context_tokens,
+        if announce is not None:
+            announce(turn)
+        out = await call_model(agent.llm, messages, context_tokens=cfg.context_tokens,
                                ctx_tokens=state.get("ctx_tokens", 0), ctx_messages=state.get("ctx_messages", 0),
-                               deadline=deadline)
-        update.update(turn=turn)
+                               deadline=deadline, strict=cfg.strict)
+        update["turn"] = turn
         if out.reply is not None:
             update["turn_meta"] = [{"turn": turn, "n_messages": len(messages), "reply_index": len(messages)}]
-            new = new + [out.reply]
+            new = [*new, out.reply]
             update.update(ctx_tokens=out.ctx_tokens, ctx_messages=len(messages) + 1)
         update["messages"] = new
-        if out.kind == "failed":
-            update.update(status="failed", error=out.error)
-        elif out.kind == "final":
-            update["status"] = "ok"
-        elif turn >= cfg.max_subagent_turns:
-            update.update(status="failed", error=f"turn limit ({cfg.max_subagent_turns}) reached without a report")
+        if out.kind is ReplyKind.FAILED:
+            self._failed(agent, update, out.error or "the model call failed")
+        elif out.kind is ReplyKind.FINAL:
+            update["status"] = Status.OK.value
+        elif turn >= agent.max_turns:
+            self._failed(agent, update, f"turn limit ({agent.max_turns}) reached without {agent.outcome_name}")
+        return update, out
+
+    @staticmethod
+    def _failed(agent: _AgentSpec, update: dict[str, Any], reason: str) -> dict[str, Any]:
+        update.update(status=Status.FAILED.value, error=agent.error_prefix + reason)
         return update
 
+    def _answer_calls(self, first: ToolCallRef | None, first_text: str, is_error: bool,
+                      others: list[ToolCallRef], *, next_turn: int, max_turns: int) -> list[BaseMessage]:
+        """The messages that answer one turn's tool calls: the first call's result with the turn hint, and "only
+        the first call runs" for the others; a turn without calls gets a user nudge instead."""
+        hint = self.prompts.text("next_turn_hint", turn=next_turn, max_turns=max_turns)
+        if first is None:
+            return [HumanMessage(self.prompts.text("empty_reply") + hint)]
+        out: list[BaseMessage] = [tool_reply(first["id"], first_text + hint, name=first["name"], error=is_error)]
+        out += [tool_reply(c["id"], self.prompts.text("only_first_call"), name=c["name"], error=True)
+                for c in others]
+        return out
+
+    # ====================================================================================== subagent graph
+    async def _sub_act(self, state: SubagentState) -> dict[str, Any]:
+        deadline = state.get("deadline")
+        first: dict[str, Any] = {}
+        if not state.get("messages"):
+            cfg = self.config
+            deadline = time.time() + cfg.subagent_timeout if cfg.subagent_timeout else None
+            first["deadline"] = deadline
+            _emit({"type": "subagent_start", "agent_id": state["agent_id"], "index": state["index"],
+                   "wave": state["wave"]})
+        update, _ = await self._agent_turn(self._sub, state, {"question": state["question"],
+                                                              "subtask": state["subtask"]}, deadline=deadline)
+        return {**first, **update}
+
     def _sub_route(self, state: SubagentState) -> str:
-        return "turn" if state.get("status") == "running" else END
+        return "turn" if state.get("status") == Status.RUNNING else END
 
     async def _sub_turn(self, state: SubagentState) -> dict[str, Any]:
         """One subagent turn as one graph step: the model call, then its tool call, or (when the agent is done)
         its report. A LangGraph superstep costs the client about as much CPU as the model call itself (see
         docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
         update = await self._sub_act(state)
-        after = _merge_updates(dict(state), update)
-        more = await self._sub_tools(after) if after.get("status") == "running" else self._sub_finish(after)
-        return _merge_updates(update, more)
+        after = apply_update(SubagentState, state, update)
+        more = await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
+        return apply_update(SubagentState, update, more)
 
     async def _run_tool(self, call: dict[str, Any]) -> tuple[str, list[str], bool]:
         """(tool message text, backend errors, is_error) for one subagent tool call."""
         if not call["valid"]:
             return self.prompts.text("tool_error", error=call.get("error") or "malformed tool call"), [], True
         name, args = call["name"], call["args"]
-        tool = {SEARCH: self.search_tool, ACCESS: self.access_tool}.get(name)
+        tool = self._tools.get(name)
         if tool is None:
             err = self.prompts.text("unknown_tool", name=name, available=f"{SEARCH}, {ACCESS}")
             return self.prompts.text("tool_error", error=err), [], True
@@ -207,7 +287,8 @@ class WideSeekGraph:
             return text, errors, False
         except ToolArgumentError as e:
             return self.prompts.text("tool_error", error=str(e)), [], True
-        except Exception as e:  # a bug in a tool must cost this call, not the subagent's wave or the run
+        except Exception as e:  # noqa: BLE001 - a bug in a tool costs this call, not the wave (unless strict)
+            raise_if_strict(e, self.config.strict)
             log.exception("tool %s raised", name)
             reason = f"internal error {type(e).__name__}"
             return self.prompts.text("tool_error", error=f"the {name} tool failed ({reason})"), [reason], True
@@ -215,29 +296,25 @@ class WideSeekGraph:
     async def _sub_tools(self, state: SubagentState) -> dict[str, Any]:
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
-        hint = self._hint(state["turn"] + 1, self.config.max_subagent_turns)
+        turn_args = {"next_turn": state["turn"] + 1, "max_turns": self.config.max_subagent_turns}
         calls = ordered_calls(reply)
         if not calls:
-            return {"messages": [HumanMessage(self.prompts.text("empty_reply") + hint)]}
-        first = calls[0]
-        text, errors, is_error = await self._run_tool(first)
-        out: list[BaseMessage] = [tool_reply(first["id"], text + hint, name=first.get("name"), error=is_error)]
-        for extra in calls[1:]:
-            out.append(tool_reply(extra["id"], self.prompts.text("only_first_call"), name=extra.get("name"),
-                                  error=True))
-        return {"messages": out, "tool_errors": errors}
+            return {"messages": self._answer_calls(None, "", False, [], **turn_args)}
+        text, errors, is_error = await self._run_tool(calls[0])
+        messages = self._answer_calls(_ref(calls[0]), text, is_error, [_ref(c) for c in calls[1:]], **turn_args)
+        return {"messages": messages, "tool_errors": errors}
 
     def _sub_finish(self, state: SubagentState) -> dict[str, Any]:
-        status = "ok" if state.get("status") == "ok" else "failed"
+        status = Status.OK.value if state.get("status") == Status.OK else Status.FAILED.value
         error = state.get("error")
-        if status == "ok":
+        if status == Status.OK:
             last = state["messages"][-1]
             report_text = strip_thinking(last.content if isinstance(last.content, str) else str(last.content))
         else:
             report_text = self.prompts.text("subagent_failed", reason=error or "unknown failure")
         traj = build_agent_trajectory(
-            state["agent_id"], "subagent", state.get("messages") or [], state.get("turn_meta") or [],
-            self.subagent_tool_schemas, status=status, index=state["index"], error=error,
+            state["agent_id"], Role.SUBAGENT, state.get("messages") or [], state.get("turn_meta") or [],
+            self._sub.tools, status=status, index=state["index"], error=error,
             keep_reasoning=self.config.keep_reasoning)
         report: Report = {"index": state["index"], "agent_id": state["agent_id"], "subtask": state["subtask"],
                           "status": status, "report": report_text, "error": error,
@@ -250,8 +327,8 @@ class WideSeekGraph:
         """A whole subagent as one node: the subgraph's turns, looped here instead of as graph steps."""
         current: dict[str, Any] = dict(state)
         while True:
-            current = _merge_updates(current, await self._sub_turn(current))
-            if current.get("status") != "running":
+            current = apply_update(SubagentState, current, await self._sub_turn(current))  # type: ignore[arg-type]
+            if current.get("status") != Status.RUNNING:
                 return {"reports": current["reports"], "agents": current["agents"]}
 
     def build_subagent_graph(self) -> CompiledStateGraph:
@@ -261,7 +338,7 @@ class WideSeekGraph:
         g.add_conditional_edges("turn", self._sub_route, ["turn", END])
         return g.compile(name="subagent")
 
-    # ============================================================================================ lead graph
+    # ========================================================================================== lead graph
     def _validate_subtasks(self, call: dict[str, Any]) -> tuple[list[str], list[str], str | None]:
         """(subtask prompts, notes for the lead, error) for one create_sub_agents call."""
         if not call["valid"]:
@@ -270,7 +347,8 @@ class WideSeekGraph:
             return [], [], self.prompts.text("unknown_tool", name=call["name"], available=CREATE_SUB_AGENTS)
         items = call["args"].get("sub_agents")
         if not isinstance(items, list) or not items:
-            return [], [], "create_sub_agents expects {\"sub_agents\": [{\"prompt\": str}, ...]} with at least one entry"
+            return [], [], ("create_sub_agents expects {\"sub_agents\": [{\"prompt\": str}, ...]} "
+                            "with at least one entry")
         prompts, skipped = [], 0
         for item in items:
             p = item.get("prompt") if isinstance(item, dict) else item if isinstance(item, str) else None
@@ -289,56 +367,30 @@ class WideSeekGraph:
             prompts = prompts[:limit]
         return prompts, notes, None
 
-    async def _lead(self, state: LeadState) -> dict[str, Any]:
-        cfg = self.config
-        messages = state.get("messages") or []
-        new: list[BaseMessage] = []
-        update: dict[str, Any] = {"reports": RESET, "pending": None}
-        if not messages:
-            user = fill(self.prompts.lead_user, question=state["question"])
-            user += self.prompts.text("first_turn_hint", max_turns=cfg.max_lead_turns)
-            new = [self._lead_system, HumanMessage(user)]
-            messages = new
-            update.update(status="running", turn=0, wave=0, ctx_tokens=0, ctx_messages=0,
-                          rollout_id=state.get("rollout_id") or uuid.uuid4().hex)
-            if estimate_tokens(new) > cfg.max_prompt_tokens:
-                err = f"lead: the task prompt exceeds max_prompt_tokens ({cfg.max_prompt_tokens})"
-                update.update(messages=new, status="failed", error=err, errors=[err])
-                return update
-        turn = state.get("turn", 0) + 1
-        _emit({"type": "lead_turn", "turn": turn})
-        out = await call_model(self._lead_llm, messages, context_tokens=cfg.context_tokens,
-                               ctx_tokens=state.get("ctx_tokens", 0), ctx_messages=state.get("ctx_messages", 0))
-        update["turn"] = turn
-        if out.reply is not None:
-            update["turn_meta"] = [{"turn": turn, "n_messages": len(messages), "reply_index": len(messages)}]
-            new = new + [out.reply]
-            update.update(ctx_tokens=out.ctx_tokens, ctx_messages=len(messages) + 1)
-        update["messages"] = new
-        if out.kind == "failed":
-            update.update(status="failed", error=f"lead: {out.error}", errors=[f"lead: {out.error}"])
-        elif out.kind == "final":
-            update["status"] = "ok"
-        elif turn >= cfg.max_lead_turns:
-            err = f"lead: turn limit ({cfg.max_lead_turns}) reached without a final answer"
-            update.update(status="failed", error=err, errors=[err])
-        elif out.kind == "tools":
+    async def _lead_node(self, state: LeadState) -> dict[str, Any]:
+        update, out = await self._agent_turn(self._lead, state, {"question": state["question"]},
+                                             announce=lambda turn: _emit({"type": "lead_turn", "turn": turn}))
+        update = {"reports": RESET, "pending": None, **update}
+        wave = state.get("wave", 0)
+        if update.get("status") == Status.FAILED:
+            update["errors"] = [update["error"]]
+        elif out is not None and out.kind is ReplyKind.TOOLS:
+            assert out.reply is not None
             calls = ordered_calls(out.reply)
             prompts, notes, error = self._validate_subtasks(calls[0])
-            wave = state.get("wave", 0) + (0 if error else 1)
+            wave += 0 if error else 1
             update["wave"] = wave
-            update["pending"] = {"call_id": calls[0]["id"], "others": [c["id"] for c in calls[1:]],
-                                 "subtasks": prompts, "notes": notes, "error": error, "wave": wave}
-        else:  # empty reply
-            update["pending"] = {"call_id": None, "others": [], "subtasks": [], "notes": [], "error": None,
-                                 "wave": state.get("wave", 0)}
+            update["pending"] = PendingCall(call=_ref(calls[0]), others=[_ref(c) for c in calls[1:]],
+                                            subtasks=prompts, notes=notes, error=error, wave=wave)
+        elif out is not None and out.kind is ReplyKind.EMPTY:
+            update["pending"] = PendingCall(call=None, others=[], subtasks=[], notes=[], error=None, wave=wave)
         return update
 
     def _lead_route(self, state: LeadState) -> list[Send] | str:
-        if state.get("status") != "running":
+        if state.get("status") != Status.RUNNING:
             return "finalize"
-        pending = state.get("pending") or {}
-        if pending.get("subtasks"):
+        pending = state.get("pending")
+        if pending is not None and pending["subtasks"]:
             wave = pending["wave"]
             _emit({"type": "wave", "wave": wave, "subagents": len(pending["subtasks"])})
             return [
@@ -348,49 +400,46 @@ class WideSeekGraph:
             ]
         return "lead_feedback"
 
-    def _closing_messages(self, pending: dict[str, Any], first_text: str, is_error: bool,
-                          turn: int) -> list[BaseMessage]:
-        hint = self._hint(turn + 1, self.config.max_lead_turns)
-        if pending.get("call_id") is None:  # an empty reply: nothing to answer, so nudge as the user
-            return [HumanMessage(self.prompts.text("empty_reply") + hint)]
-        out: list[BaseMessage] = [tool_reply(pending["call_id"], first_text + hint, name=CREATE_SUB_AGENTS,
-                                             error=is_error)]
-        out += [tool_reply(cid, self.prompts.text("only_first_call"), error=True) for cid in pending["others"]]
-        return out
+    def _answer_lead(self, state: LeadState, text: str, is_error: bool) -> list[BaseMessage]:
+        pending = state.get("pending")
+        assert pending is not None
+        return self._answer_calls(pending["call"], text, is_error, pending["others"], next_turn=state["turn"] + 1,
+                                  max_turns=self.config.max_lead_turns)
 
     def _lead_feedback(self, state: LeadState) -> dict[str, Any]:
-        pending = state.get("pending") or {}
-        text = self.prompts.text("tool_error", error=pending.get("error") or "malformed tool call")
-        return {"messages": self._closing_messages(pending, text, True, state["turn"]), "pending": None}
+        pending = state.get("pending")
+        error = (pending or {}).get("error") or "malformed tool call"
+        return {"messages": self._answer_lead(state, self.prompts.text("tool_error", error=error), True),
+                "pending": None}
 
     def _collect(self, state: LeadState) -> dict[str, Any]:
-        pending = state.get("pending") or {}
+        pending = state.get("pending")
+        assert pending is not None
         reports = sorted(state.get("reports") or [], key=lambda r: r["index"])
         blocks = [f"# Subtask {r['index']}:\n{r['subtask']}\n# Result:\n{r['report']}" for r in reports]
-        text = "\n\n".join(pending.get("notes", []) + blocks)
-        errors = [f"{r['agent_id']}: {r['error']}" for r in reports if r["status"] == "failed"]
+        text = "\n\n".join(pending["notes"] + blocks)
+        errors = [f"{r['agent_id']}: {r['error']}" for r in reports if r["status"] == Status.FAILED]
         errors += [f"{r['agent_id']}: {e}" for r in reports for e in r["tool_errors"]]
-        return {"messages": self._closing_messages(pending, text, False, state["turn"]), "pending": None,
-                "errors": errors}
+        return {"messages": self._answer_lead(state, text, False), "pending": None, "errors": errors}
 
     def _finalize(self, state: LeadState) -> dict[str, Any]:
         cfg = self.config
-        status = "ok" if state.get("status") == "ok" else "failed"
+        status = Status.OK.value if state.get("status") == Status.OK else Status.FAILED.value
         messages = state.get("messages") or []
         answer = table = boxed = None
-        if status == "ok":
+        if status == Status.OK:
             last = messages[-1]
             raw = last.content if isinstance(last.content, str) else str(last.content)
             answer = strip_thinking(raw)
             table = extract_table(answer)
             boxed = extract_boxed(answer)
-        lead = build_agent_trajectory("lead", "lead", messages, state.get("turn_meta") or [],
-                                      self.lead_tool_schemas, status=status, error=state.get("error"),
+        lead = build_agent_trajectory("lead", Role.LEAD, messages, state.get("turn_meta") or [],
+                                      self._lead.tools, status=status, error=state.get("error"),
                                       keep_reasoning=cfg.keep_reasoning)
         subs = sorted(state.get("agents") or [],
                       key=lambda a: (int(a["agent_id"].split(".")[0][1:]), a.get("index") or 0))
         # Subagent trajectories are already plain data: build the record around them, without a validating
-        # copy of every turn (trajectory.to_plain explains why)
+        # copy of every turn (see graph/trajectory.py)
         traj = to_plain(Trajectory(rollout_id=state.get("rollout_id") or uuid.uuid4().hex,
                                    question=state["question"], answer=answer, agents=[lead]))
         traj["agents"] = traj["agents"] + subs
@@ -408,7 +457,7 @@ class WideSeekGraph:
         if not rollout_id or rollout_id == (state.get("trajectory") or {}).get("rollout_id"):
             rollout_id = uuid.uuid4().hex  # not given for this run: the id left by the previous one
         return {"rollout_id": rollout_id, "messages": RESET, "turn_meta": RESET, "agents": RESET,
-                "errors": RESET, "reports": RESET, "pending": None, "status": "running", "error": None,
+                "errors": RESET, "reports": RESET, "pending": None, "status": Status.RUNNING.value, "error": None,
                 "turn": 0, "wave": 0, "ctx_tokens": 0, "ctx_messages": 0, "answer": None, "table": None,
                 "boxed": None, "trajectory": None}
 
@@ -416,7 +465,7 @@ class WideSeekGraph:
         """The uncompiled lead graph (add nodes or compile with your own checkpointer)."""
         g = StateGraph(LeadState, input_schema=LeadInput)
         g.add_node("start", self._start)
-        g.add_node("lead", self._lead)
+        g.add_node("lead", self._lead_node)
         g.add_node("subagent", self.build_subagent_graph() if self.subagent_subgraph else self._subagent_node)
         g.add_node("collect", self._collect)
         g.add_node("lead_feedback", self._lead_feedback)
@@ -438,7 +487,7 @@ class WideSeekGraph:
     def compile(self, **kwargs: Any) -> CompiledStateGraph:
         """A compiled LangGraph graph; ``kwargs`` go to ``StateGraph.compile`` (checkpointer, store, ...)."""
         app = self.build().compile(name="wideseek", **kwargs)
-        return app.with_config(recursion_limit=self.recursion_limit())
+        return app.with_config(recursion_limit=self.recursion_limit())  # type: ignore[return-value]
 
     # ================================================================================================ running
     async def arun(
@@ -482,24 +531,11 @@ class WideSeekGraph:
 
     @staticmethod
     def result_from_state(state: dict[str, Any]) -> WideSeekResult:
-        traj = trajectory_from_plain(state["trajectory"])
-        usage = Usage()
-        for a in traj.agents:
-            for t in a.turns:
-                usage.calls += 1
-                usage.prompt_tokens += t.usage.get("prompt_tokens", 0)
-                usage.completion_tokens += t.usage.get("completion_tokens", 0)
-                if a.role == "lead":
-                    usage.lead_calls += 1
-                else:
-                    usage.subagent_calls += 1
-            if a.role == "subagent":
-                usage.subagents += 1
-                usage.failed_subagents += a.status == "failed"
+        traj = from_plain(Trajectory, state["trajectory"])
         return WideSeekResult(
             question=traj.question, answer=state.get("answer"), table=state.get("table"), boxed=state.get("boxed"),
-            status="ok" if state.get("status") == "ok" else "failed", errors=list(state.get("errors") or []),
-            usage=usage, trajectory=traj,
+            status=Status.OK if state.get("status") == Status.OK else Status.FAILED,
+            errors=list(state.get("errors") or []), usage=Usage.of(traj), trajectory=traj,
         )
 
     def as_tool(self, name: str = "wide_search", description: str | None = None) -> BaseTool:
@@ -511,7 +547,7 @@ class WideSeekGraph:
 
         async def wide_search(question: str) -> str:
             result = await self.arun(question)
-            if result.status == "ok" and result.answer is not None:
+            if result.status == Status.OK and result.answer is not None:
                 return result.answer
             return "The wide search failed: " + "; ".join(result.errors or ["no answer"])
 
@@ -533,8 +569,8 @@ class WideSeekGraph:
             if close is not None:
                 try:
                     await close()
-                except Exception:  # closing is best effort; a failure here must not hide the run's result
-                    log.debug("closing %r failed", obj, exc_info=True)
+                except Exception:  # noqa: BLE001 - closing is best effort; it must not hide the run's result
+                    log.warning("closing %r failed", obj, exc_info=True)
 
     async def __aenter__(self) -> WideSeekGraph:
         return self
@@ -542,5 +578,3 @@ class WideSeekGraph:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-
-__all__ = ["WideSeekGraph"]

@@ -1,8 +1,9 @@
 """One agent turn, shared by the lead and the subagents: budget the context, call the model, classify the reply.
 
-Everything that can go wrong in a model call ends here as a :class:`TurnOutcome` with a reason, never as an
+Everything that can go wrong in a model call ends here as a :class:`TurnOutcome` with a reason, not as an
 exception out of the graph: server errors after retries, context overflow (predicted or reported), generation
-cut by the length limit, and bugs in an injected model.
+cut by the length limit, and bugs in an injected model. In strict mode (``WideSeekConfig.strict``) the server
+errors and the bugs propagate instead (see :mod:`langgraph_wideseek.errors`).
 """
 
 from __future__ import annotations
@@ -10,17 +11,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import Runnable
 
-from .answer import strip_thinking
-from .llm import ContextOverflowError, ModelError, message_to_openai
-from .trajectory import AgentTrajectory, Completion, TurnRecord
+from ..errors import ContextOverflowError, ModelError, raise_if_strict
+from ..model.chat import message_to_openai
+from ..model.hermes import strip_thinking
+from .state import TurnMeta
+from .trajectory import AgentStatus, AgentTrajectory, Role, TurnRecord, from_plain
+
+__all__ = [
+    "MIN_GENERATION_TOKENS",
+    "ReplyKind",
+    "TurnOutcome",
+    "build_agent_trajectory",
+    "call_model",
+    "estimate_tokens",
+    "ordered_calls",
+    "remaining_budget",
+    "tool_reply",
+]
 
 log = logging.getLogger(__name__)
+
+#: A chat model with its tools bound (``llm.bind_tools(...)``), as the graph calls it.
+ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
 # Fewer tokens than this left for a generation means the agent has run out of context.
 MIN_GENERATION_TOKENS = 64
@@ -41,16 +61,21 @@ def estimate_tokens(messages: list[BaseMessage]) -> int:
     return n
 
 
-Kind = Literal["final", "tools", "empty", "failed"]
+class ReplyKind(StrEnum):
+    """How a model call ended, which decides what the agent does next."""
+
+    FINAL = "final"  # text without tool calls: the agent is done
+    TOOLS = "tools"  # tool calls (valid or not) to answer
+    EMPTY = "empty"  # no text and no calls: nudge the model
+    FAILED = "failed"  # no usable reply; ``error`` says why
 
 
 @dataclass
 class TurnOutcome:
-    kind: Kind
+    kind: ReplyKind
     reply: AIMessage | None = None
     error: str | None = None
     ctx_tokens: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def remaining_budget(context_tokens: int, ctx_tokens: int, ctx_messages: int, messages: list[BaseMessage]) -> int:
@@ -59,53 +84,58 @@ def remaining_budget(context_tokens: int, ctx_tokens: int, ctx_messages: int, me
 
 
 async def call_model(
-    llm: BaseChatModel,
+    llm: ChatRunnable,
     messages: list[BaseMessage],
     *,
     context_tokens: int,
     ctx_tokens: int,
     ctx_messages: int,
     deadline: float | None = None,
+    strict: bool = False,
 ) -> TurnOutcome:
     """Call the model once with ``max_tokens`` set to the context that remains for this agent."""
     budget = remaining_budget(context_tokens, ctx_tokens, ctx_messages, messages)
     if budget < MIN_GENERATION_TOKENS:
-        return TurnOutcome("failed", error=f"context overflow: about {context_tokens - budget} of "
-                                            f"{context_tokens} tokens used before this turn")
+        return TurnOutcome(ReplyKind.FAILED, error=f"context overflow: about {context_tokens - budget} of "
+                                                    f"{context_tokens} tokens used before this turn")
     try:
         coro = llm.ainvoke(messages, max_tokens=budget)
         if deadline is not None:
             left = deadline - time.time()
             if left <= 0:
-                return TurnOutcome("failed", error="timed out")
+                coro.close()  # never awaited: close it so no "never awaited" warning is left behind
+                return TurnOutcome(ReplyKind.FAILED, error="timed out")
             reply = await asyncio.wait_for(coro, left)
         else:
             reply = await coro
-    except asyncio.TimeoutError:
-        return TurnOutcome("failed", error="timed out")
+    except TimeoutError:
+        return TurnOutcome(ReplyKind.FAILED, error="timed out")
     except ContextOverflowError as e:
-        return TurnOutcome("failed", error=str(e))
+        return TurnOutcome(ReplyKind.FAILED, error=str(e))
     except ModelError as e:
-        return TurnOutcome("failed", error=f"model server error: {e}")
-    except Exception as e:  # an injected model or a bug: report, never crash the run
+        raise_if_strict(e, strict)
+        log.warning("model call failed: %s", e)
+        return TurnOutcome(ReplyKind.FAILED, error=f"model server error: {e}")
+    except Exception as e:  # noqa: BLE001 - an injected model or a bug: reported, the run goes on (unless strict)
+        raise_if_strict(e, strict)
         log.exception("model call raised")
-        return TurnOutcome("failed", error=f"model call raised {type(e).__name__}: {e}")
+        return TurnOutcome(ReplyKind.FAILED, error=f"model call raised {type(e).__name__}: {e}")
     if not isinstance(reply, AIMessage):
-        return TurnOutcome("failed", error=f"model returned {type(reply).__name__}, not an AIMessage")
+        return TurnOutcome(ReplyKind.FAILED, error=f"model returned {type(reply).__name__}, not an AIMessage")
 
     usage = reply.usage_metadata or {}
     used = int(usage.get("total_tokens") or 0) or (context_tokens - budget + estimate_tokens([reply]))
     has_calls = bool(reply.tool_calls or reply.invalid_tool_calls)
     finish = reply.response_metadata.get("finish_reason")
     if finish == "length" and not reply.tool_calls:
-        return TurnOutcome("failed", reply=reply, ctx_tokens=used,
+        return TurnOutcome(ReplyKind.FAILED, reply=reply, ctx_tokens=used,
                            error="context overflow: the generation reached the context limit")
     if has_calls:
-        return TurnOutcome("tools", reply=reply, ctx_tokens=used)
+        return TurnOutcome(ReplyKind.TOOLS, reply=reply, ctx_tokens=used)
     text = reply.content if isinstance(reply.content, str) else str(reply.content)
     if not strip_thinking(text):
-        return TurnOutcome("empty", reply=reply, ctx_tokens=used)
-    return TurnOutcome("final", reply=reply, ctx_tokens=used)
+        return TurnOutcome(ReplyKind.EMPTY, reply=reply, ctx_tokens=used)
+    return TurnOutcome(ReplyKind.FINAL, reply=reply, ctx_tokens=used)
 
 
 def ordered_calls(reply: AIMessage) -> list[dict[str, Any]]:
@@ -121,17 +151,21 @@ def ordered_calls(reply: AIMessage) -> list[dict[str, Any]]:
 
 def build_agent_trajectory(
     agent_id: str,
-    role: Literal["lead", "subagent"],
+    role: Role,
     messages: list[BaseMessage],
-    turn_meta: list[dict[str, Any]],
+    turn_meta: list[TurnMeta],
     tools: list[dict[str, Any]],
     *,
-    status: Literal["ok", "failed"],
+    status: AgentStatus,
     index: int | None = None,
     error: str | None = None,
     keep_reasoning: bool = True,
 ) -> AgentTrajectory:
-    """Materialise per-turn records: each turn's messages are a prefix of the agent's (append-only) history."""
+    """Materialise per-turn records: each turn's messages are a prefix of the agent's (append-only) history.
+
+    What ChatVLLM produced already has the record's shape and is wrapped without copies (turns share message
+    dicts: see :mod:`.trajectory`); another chat model's metadata is validated, so a wrong shape is an error.
+    """
     wire = [message_to_openai(m, keep_reasoning=keep_reasoning) for m in messages]
     turns = []
     for meta in turn_meta:
@@ -141,40 +175,22 @@ def build_agent_trajectory(
         usage = reply.usage_metadata or {}
         raw_calls = reply.additional_kwargs.get("tool_calls")
         if raw_calls is None:
-            raw_calls = [w for w in (wire[meta["reply_index"]].get("tool_calls") or [])]
-        pids, cids, lps = md.get("prompt_token_ids"), md.get("token_ids"), md.get("logprobs")
-        reasoning = reply.additional_kwargs.get("reasoning_content")
-        fields = dict(
-            turn=meta["turn"],
-            messages=wire[: meta["n_messages"]],
-            tools=tools,
-            prompt_token_ids=pids,
-            completion_token_ids=cids,
-            logprobs=lps,
-            finish_reason=md.get("finish_reason"),
-            usage={"prompt_tokens": int(usage.get("input_tokens", 0)),
-                   "completion_tokens": int(usage.get("output_tokens", 0))},
-        )
-        completion = dict(content=reply.content if isinstance(reply.content, str) else str(reply.content),
-                          reasoning=reasoning, tool_calls=list(raw_calls))
-        if _trusted(pids, int) and _trusted(cids, int) and _trusted(lps, float) and \
-                (reasoning is None or isinstance(reasoning, str)) and isinstance(fields["finish_reason"], str | None):
-            # What ChatVLLM produced is already the right shape. Validating would copy every turn's message
-            # prefix and token-id lists (memory quadratic in turns, and CPU); constructing shares them. Turns of
-            # one agent therefore share message dicts: treat trajectory records as read-only.
-            turns.append(TurnRecord.model_construct(completion=Completion.model_construct(**completion), **fields))
-        else:  # another chat model's metadata: validate, so a wrong shape is a clear error, not a bad record
-            turns.append(TurnRecord(completion=Completion(**completion), **fields))
+            raw_calls = list(wire[meta["reply_index"]].get("tool_calls") or [])
+        content = reply.content if isinstance(reply.content, str) else str(reply.content)
+        turns.append(from_plain(TurnRecord, {
+            "turn": meta["turn"],
+            "messages": wire[: meta["n_messages"]],
+            "tools": tools,
+            "completion": {"content": content, "reasoning": reply.additional_kwargs.get("reasoning_content"),
+                           "tool_calls": list(raw_calls)},
+            "prompt_token_ids": md.get("prompt_token_ids"),
+            "completion_token_ids": md.get("token_ids"),
+            "logprobs": md.get("logprobs"),
+            "finish_reason": md.get("finish_reason"),
+            "usage": {"prompt_tokens": int(usage.get("input_tokens", 0)),
+                      "completion_tokens": int(usage.get("output_tokens", 0))},
+        }))
     return AgentTrajectory(agent_id=agent_id, role=role, status=status, index=index, error=error, turns=turns)
-
-
-def _trusted(values: Any, kind: type) -> bool:
-    """None, or a list whose elements (checked: the first) are of ``kind`` (exactly, or int where float)."""
-    if values is None:
-        return True
-    if type(values) is not list:
-        return False
-    return not values or type(values[0]) is kind or (kind is float and type(values[0]) is int)
 
 
 def tool_reply(call_id: str, text: str, *, name: str | None = None, error: bool = False) -> ToolMessage:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-from .trajectory import Trajectory
+from .trajectory import AgentStatus, Role, Status, Trajectory
+
+__all__ = ["Usage", "WideSeekResult"]
 
 
 class Usage(BaseModel):
@@ -24,6 +24,24 @@ class Usage(BaseModel):
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    @classmethod
+    def of(cls, trajectory: Trajectory) -> Usage:
+        """The counts of every model call recorded in ``trajectory``."""
+        usage = cls()
+        for a in trajectory.agents:
+            for t in a.turns:
+                usage.calls += 1
+                usage.prompt_tokens += t.usage.get("prompt_tokens", 0)
+                usage.completion_tokens += t.usage.get("completion_tokens", 0)
+                if a.role == Role.LEAD:
+                    usage.lead_calls += 1
+                else:
+                    usage.subagent_calls += 1
+            if a.role == Role.SUBAGENT:
+                usage.subagents += 1
+                usage.failed_subagents += a.status == Status.FAILED
+        return usage
+
 
 class WideSeekResult(BaseModel):
     """The outcome of one multi-agent run.
@@ -37,7 +55,7 @@ class WideSeekResult(BaseModel):
     answer: str | None = None
     table: list[dict[str, str]] | None = None
     boxed: str | None = None
-    status: Literal["ok", "failed"] = "ok"
+    status: AgentStatus = Status.OK
     errors: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     trajectory: Trajectory

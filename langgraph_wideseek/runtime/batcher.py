@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .loopcache import LoopLocal
+from .loops import LoopLocal
 
 K = TypeVar("K")
 V = TypeVar("V")

@@ -2,15 +2,37 @@
 
 vLLM parses both server-side when started with ``--reasoning-parser qwen3 --tool-call-parser hermes``. These
 functions do the same on the client (for servers started without the parsers) and inside the training
-endpoint, so every path turns raw model text into the same OpenAI-shaped tool calls.
+endpoint, so every path turns raw model text into the same OpenAI-shaped tool calls. :func:`strip_thinking` is
+the reader's side: the visible text of a reply, whatever reasoning it still carries.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
+
+__all__ = ["new_call_id", "parse_hermes", "render_hermes", "split_reasoning", "strip_thinking"]
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+def strip_thinking(text: str | None) -> str:
+    """Remove ``<think>...</think>`` blocks, and everything before a dangling ``</think>``.
+
+    A reasoning parser normally splits thinking off already; this handles servers started without one, where
+    Qwen3's template opens the ``<think>`` tag inside the prompt so only the closing tag reaches the reply.
+    """
+    if not text:
+        return ""
+    out = _THINK_BLOCK.sub("", text)
+    if "</think>" in out:
+        out = out.rsplit("</think>", 1)[1]
+    if "<think>" in out:  # an unterminated block: the generation stopped while thinking
+        out = out.split("<think>", 1)[0]
+    return out.strip()
 
 
 def split_reasoning(text: str) -> tuple[str | None, str]:

@@ -13,9 +13,9 @@ Hermes ``<tool_call>`` text in ``content`` (a server started without ``--enable-
 client-side into ``tool_calls``; blocks that do not parse become ``invalid_tool_calls`` with the reason, so the
 graph can tell the model what was wrong.
 
-The client speaks JSON over one aiohttp session per event loop (the cheapest client per call we measured; see
-docs/benchmarks.md), retries 429/5xx/timeouts with backoff, and holds a slot of the endpoint's shared limiter
-for each request in flight.
+Requests go through :class:`~langgraph_wideseek.model.transport.OpenAITransport` (aiohttp, one session per
+event loop, retries, the endpoint's shared in-flight limit); this module owns the translation between
+LangChain messages and the chat-completions wire format.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
-import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -43,49 +40,17 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
+from ..errors import ContextOverflowError, ModelRequestError
+from ..runtime import RetryPolicy
 from .hermes import new_call_id, parse_hermes, split_reasoning
-from .limits import ENDPOINT_LIMITERS
-from .retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
+from .transport import OpenAITransport
+
+__all__ = ["ChatVLLM", "intern_token_ids", "message_to_openai", "parse_completion"]
 
 log = logging.getLogger(__name__)
 
-_CONTEXT_MARKERS = ("maximum context length", "context length", "too many tokens", "prompt is too long")
-
-
-class ModelError(Exception):
-    """The model server did not produce a completion. Messages never contain API keys."""
-
-
-class ModelRequestError(ModelError):
-    """The server rejected the request (4xx other than rate limits); retrying will not help."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ContextOverflowError(ModelRequestError):
-    """The agent's context no longer fits the model's window."""
-
-
-class ModelUnavailableError(ModelError):
-    """The server kept failing (429/5xx/timeouts/connection errors) after every retry."""
-
-
-def _dumps(payload: dict[str, Any]) -> bytes:
-    """The request body. orjson is about four times faster than ``json`` here, on every model call."""
-    try:
-        return orjson.dumps(payload)
-    except TypeError:  # an object orjson does not know (e.g. from a user's extra_body): the slow, lenient path
-        return json.dumps(payload, ensure_ascii=False).encode()
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # orjson is strict; Python servers may write NaN or -Infinity (a -inf logprob), which json accepts
-        return json.loads(body)
+# vLLM extras an OpenAI-compatible server that is not vLLM may reject (then they are dropped and the call repeated)
+_OPTIONAL_EXTRAS = ("return_token_ids", "logprobs")
 
 
 # One shared int object per token id (a list grown to the largest id seen). A vLLM response carries the
@@ -248,7 +213,7 @@ class ChatVLLM(BaseChatModel):
     keep_reasoning: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
-    _sessions: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _transport: OpenAITransport | None = PrivateAttr(default=None)
     _unsupported: set[str] = PrivateAttr(default_factory=set)
 
     @classmethod
@@ -301,115 +266,38 @@ class ChatVLLM(BaseChatModel):
         return payload
 
     # --- transport -----------------------------------------------------------------------------------------
-    async def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        entry = self._sessions.get(loop)
-        if entry is not None and not entry[0].closed:
-            return entry[0]
-        headers = {"Content-Type": "application/json"}
-        if self.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
-        s = aiohttp.ClientSession(
-            headers=headers,
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=self.request_timeout),
-        )
-        keeper = self._close_with_loop(loop, s)
-        await keeper.__anext__()  # runs to its first yield at once: no other task can slip in
-        self._sessions[loop] = (s, keeper)
-        return s
-
-    async def _close_with_loop(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession):
-        """Hold ``session`` open until :meth:`aclose` or the loop's shutdown.
-
-        Users often drive the model through ``asyncio.run`` without closing it. ``asyncio.run`` calls
-        ``aclose()`` on every live async generator before it closes the loop, so this generator's ``finally``
-        closes the session on its own loop instead of leaking sockets and "Unclosed client session" warnings.
-        """
-        try:
-            yield
-        finally:
-            entry = self._sessions.get(loop)
-            if entry is not None and entry[0] is session:
-                del self._sessions[loop]
-            if not session.closed:
-                await session.close()
+    def transport(self) -> OpenAITransport:
+        """The HTTP transport of this model (built on first use from the endpoint fields)."""
+        if self._transport is None:
+            self._transport = OpenAITransport(
+                self.base_url, self.api_key, timeout=self.request_timeout, max_inflight=self.max_inflight,
+                retry=RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay))
+        return self._transport
 
     async def aclose(self) -> None:
         """Close this loop's HTTP session (a session of another loop closes when that loop shuts down)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        entry = self._sessions.pop(loop, None)
-        if entry is not None:
-            await entry[1].aclose()
-
-    async def _post_once(self, payload: dict[str, Any]) -> dict[str, Any]:
-        url = self.base_url + "/chat/completions"
-        limiter = ENDPOINT_LIMITERS.for_endpoint(self.base_url, self.max_inflight)
-        try:
-            async with limiter.slot():
-                session = await self._session()
-                async with session.post(url, data=_dumps(payload)) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-        except asyncio.TimeoutError as e:
-            raise RetryableError(f"request timed out after {self.request_timeout:g}s") from e
-        except aiohttp.ClientError as e:
-            raise RetryableError(f"connection error: {type(e).__name__}: {self._redact(str(e))}") from e
-        if status == 200:
-            try:
-                return _loads(body)
-            except json.JSONDecodeError as e:
-                raise RetryableError("server returned a non-JSON body with HTTP 200") from e
-        detail = self._error_detail(body)
-        if status == 429 or status >= 500 or status == 408:
-            raise RetryableError(f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after))
-        if status == 400 and any(k in detail.lower() for k in _CONTEXT_MARKERS):
-            raise ContextOverflowError(f"context overflow: {detail}", status)
-        if status == 400:
-            for opt in ("return_token_ids", "logprobs"):
-                if opt in payload and opt in detail and opt not in self._unsupported:
-                    # An OpenAI-compatible server that is not vLLM: drop the extra and try again.
-                    log.warning("server rejected %r; retrying without it", opt)
-                    self._unsupported.add(opt)
-                    payload.pop(opt)
-                    return await self._post_once(payload)
-        raise ModelRequestError(f"HTTP {status} from model server: {detail}", status)
-
-    def _error_detail(self, body: bytes) -> str:
-        text = body.decode("utf-8", "replace")
-        try:
-            obj = json.loads(text)
-            if isinstance(obj, dict):
-                err = obj.get("error", obj)
-                text = err.get("message", text) if isinstance(err, dict) else str(err)
-        except json.JSONDecodeError:
-            pass
-        return self._redact(text[:2000])
-
-    def _redact(self, text: str) -> str:
-        if self.api_key is not None:
-            key = self.api_key.get_secret_value()
-            if key:
-                text = text.replace(key, "***")
-        return text
+        if self._transport is not None:
+            await self._transport.aclose()
 
     async def apost(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one chat-completions payload with retries; returns the response body."""
-        policy = RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay)
+        while True:
+            try:
+                return await self.transport().post("/chat/completions", payload)
+            except ModelRequestError as e:
+                opt = self._rejected_extra(e, payload)
+                if opt is None:
+                    raise
+                # An OpenAI-compatible server that is not vLLM: drop the extra and try again.
+                log.warning("server rejected %r; retrying without it", opt)
+                self._unsupported.add(opt)
+                payload.pop(opt)
 
-        def on_retry(n: int, err: BaseException, wait: float) -> None:
-            log.warning("model request failed (%s); retry %d/%d in %.1fs", err, n, self.max_retries, wait)
-
-        try:
-            return await retry_async(lambda: self._post_once(payload), policy, on_retry=on_retry)
-        except RetryableError as e:
-            raise ModelUnavailableError(
-                f"model server at {self.base_url} failed after {self.max_retries + 1} attempts: {e}"
-            ) from e
+    def _rejected_extra(self, e: ModelRequestError, payload: dict[str, Any]) -> str | None:
+        if e.status != 400 or isinstance(e, ContextOverflowError):
+            return None
+        return next((o for o in _OPTIONAL_EXTRAS if o in payload and o in e.detail and o not in self._unsupported),
+                    None)
 
     # --- LangChain interface -------------------------------------------------------------------------------
     async def _agenerate(

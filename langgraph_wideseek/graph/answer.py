@@ -1,32 +1,20 @@
-"""Final-answer extraction: reasoning removal, the fenced markdown table, and ``\\boxed{...}``.
+"""Final-answer extraction: the fenced markdown table and ``\\boxed{...}`` of the lead's final reply.
 
-These are the user-facing readers of the lead's final reply. The WideSearch scorer has its own, stricter
-reader that reproduces the official quirks (``eval/table.py``); both share :func:`extract_markdown_fence`,
-the first-fence rule of the benchmark.
+These are the user-facing readers of the lead's final reply (reasoning is removed first with
+:func:`~langgraph_wideseek.model.hermes.strip_thinking`). The WideSearch scorer has its own, stricter table
+reader that reproduces the official quirks (``eval/table.py``); both find the table with
+:func:`extract_markdown_fence`, the first-fence rule of the benchmark.
 """
 
 from __future__ import annotations
 
 import re
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+from ..model.hermes import strip_thinking
+
+__all__ = ["extract_boxed", "extract_markdown_fence", "extract_table", "parse_markdown_table", "strip_thinking"]
+
 _FENCE = re.compile(r"```markdown(.*?)```", re.DOTALL)
-
-
-def strip_thinking(text: str | None) -> str:
-    """Remove ``<think>...</think>`` blocks, and everything before a dangling ``</think>``.
-
-    A reasoning parser normally splits thinking off already; this handles servers started without one, where
-    Qwen3's template opens the ``<think>`` tag inside the prompt so only the closing tag reaches the reply.
-    """
-    if not text:
-        return ""
-    out = _THINK_BLOCK.sub("", text)
-    if "</think>" in out:
-        out = out.rsplit("</think>", 1)[1]
-    if "<think>" in out:  # an unterminated block: the generation stopped while thinking
-        out = out.split("<think>", 1)[0]
-    return out.strip()
 
 
 def extract_markdown_fence(text: str | None) -> str | None:

@@ -1,0 +1,161 @@
+"""The one HTTP client of the package for OpenAI-compatible servers: the chat model and the judge both use it.
+
+:class:`OpenAITransport` POSTs JSON to one server over aiohttp (the cheapest client per call we measured; see
+docs/benchmarks.md): one session per event loop (:class:`~langgraph_wideseek.runtime.LoopLocal`, closed with
+its loop), one slot of the endpoint's process-wide limiter per request in flight, bodies encoded with orjson,
+and 429 / 408 / 5xx / timeouts / connection errors retried with backoff. What it raises is part of the error
+tree: :class:`ModelRequestError` (the server rejected the request; :class:`ContextOverflowError` when it says
+the prompt is too long) and :class:`ModelUnavailableError` (it kept failing). The API key travels only in the
+``Authorization`` header and is redacted from every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from ..errors import ContextOverflowError, ModelRequestError, ModelUnavailableError, RetryableError
+from ..runtime import ENDPOINT_LIMITERS, LoopLocal, RetryPolicy, parse_retry_after, retry_async
+
+__all__ = ["OpenAITransport", "dumps", "loads"]
+
+log = logging.getLogger(__name__)
+
+_CONTEXT_MARKERS = ("maximum context length", "context length", "too many tokens", "prompt is too long")
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    """A request body. orjson is about four times faster than ``json`` here, on every model call."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # an object orjson does not know (e.g. from a user's extra_body): the slow, lenient path
+        return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson is strict; Python servers may write NaN or -Infinity (a -inf logprob), which json accepts
+        return json.loads(body)
+
+
+class OpenAITransport:
+    """POSTs JSON bodies to ``base_url`` with retries, a shared in-flight limit and key redaction.
+
+    ``what`` names the server in messages ("model server", "judge"). ``max_inflight`` is the endpoint's limit,
+    shared by every transport of the process with the same URL and limit.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr | str | None = None,
+        *,
+        timeout: float = 600.0,
+        retry: RetryPolicy | None = None,
+        max_inflight: int = 256,
+        what: str = "model server",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.what = what
+        self._limiter = ENDPOINT_LIMITERS.for_endpoint(self.base_url, max_inflight)
+        self._sessions: LoopLocal[aiohttp.ClientSession] = LoopLocal(
+            self._new_session, close=_close_session, stale=_session_closed)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenAITransport({self.base_url!r}, key={'set' if self._key else 'none'})"
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return aiohttp.ClientSession(
+            headers=headers,
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+
+    async def aclose(self) -> None:
+        """Close this loop's session (a session of another loop closes when that loop shuts down)."""
+        await self._sessions.aclose()
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    # --- requests ------------------------------------------------------------------------------------------
+    async def post(
+        self,
+        path: str,
+        payload: dict[str, Any],
+        *,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> Any:
+        """POST ``payload`` to ``base_url + path`` until a 200 with a JSON body; returns the decoded body."""
+
+        def retried(n: int, err: BaseException, wait: float) -> None:
+            log.warning("%s request failed (%s); retry %d/%d in %.1fs", self.what, err, n, self.retry.retries, wait)
+            if on_retry is not None:
+                on_retry(n, err, wait)
+
+        try:
+            return await retry_async(lambda: self.post_once(path, payload), self.retry, on_retry=retried)
+        except RetryableError as e:
+            raise ModelUnavailableError(
+                f"{self.what} at {self.base_url} failed after {self.retry.retries + 1} attempts: {e}"
+            ) from e
+
+    async def post_once(self, path: str, payload: dict[str, Any]) -> Any:
+        """One attempt: the decoded body of a 200, :class:`RetryableError`, or :class:`ModelRequestError`."""
+        url = self.base_url + path
+        try:
+            async with self._limiter.slot():
+                async with self._sessions.get().post(url, data=dumps(payload)) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+        except asyncio.TimeoutError as e:
+            raise RetryableError(f"request timed out after {self.timeout:g}s") from e
+        except aiohttp.ClientError as e:
+            raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e
+        if status == 200:
+            try:
+                return loads(body)
+            except json.JSONDecodeError as e:
+                raise RetryableError("server returned a non-JSON body with HTTP 200") from e
+        detail = self._error_detail(body)
+        if status == 429 or status >= 500 or status == 408:
+            raise RetryableError(f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after))
+        if status == 400 and any(k in detail.lower() for k in _CONTEXT_MARKERS):
+            raise ContextOverflowError(f"context overflow: {detail}", status, detail=detail)
+        raise ModelRequestError(f"HTTP {status} from {self.what}: {detail}", status, detail=detail)
+
+    def _error_detail(self, body: bytes) -> str:
+        text = body.decode("utf-8", "replace")
+        try:
+            obj = json.loads(text)
+            if isinstance(obj, dict):
+                err = obj.get("error", obj)
+                text = err.get("message", text) if isinstance(err, dict) else str(err)
+        except json.JSONDecodeError:
+            pass  # a plain-text error page: its text is the detail
+        return self.redact(text[:2000])
+
+
+def _session_closed(session: aiohttp.ClientSession) -> bool:
+    return session.closed
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    if not session.closed:
+        await session.close()
