@@ -114,3 +114,10 @@ async def test_score_without_a_judge_warns_and_uses_the_exact_judge(sample_tasks
     captured = capsys.readouterr()
     assert code == 0 and "not comparable with published ones" in captured.err and "ws_xx_404" in captured.err
     assert "success  Avg@1 100.0" in captured.out
+
+
+async def test_eval_rejects_qa_tasks_up_front(tmp_path, capsys):
+    tasks = tmp_path / "mixed.jsonl"
+    tasks.write_text(json.dumps({"instance_id": "qa_1", "question": "Who wrote it?", "answer": "Ada"}) + "\n")
+    code = await cli("eval", "--tasks", str(tasks), "--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1")
+    assert code == 2 and "QA tasks" in capsys.readouterr().err

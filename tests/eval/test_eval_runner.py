@@ -261,3 +261,15 @@ def test_killed_run_resumes_without_redoing_finished_trials(tmp_path, sample_dir
     second = (tmp_path / "second.log").read_text().splitlines()
     for iid in ["ws_en_002", "ws_en_004", "ws_zh_003"]:
         assert second.count(iid) == 3 - sum(1 for r in finished if r.instance_id == iid)
+
+
+async def test_qa_tasks_are_rejected_before_any_agent_runs(tasks, tmp_path):
+    from langgraph_wideseek.eval import Task, UnsupportedTaskError
+
+    qa = Task(instance_id="qa_1", query="Who?", kind="qa", answers=("Ada",))
+    agent = StandIn(tasks)
+    with pytest.raises(UnsupportedTaskError, match="qa_1"):
+        await run_eval([*tasks, qa], agent, ExactJudge(), tmp_path, samples=1, progress=False)
+    assert agent.calls == [] and not (tmp_path / "results.jsonl").exists()
+    with pytest.raises(UnsupportedTaskError, match="1 task"):
+        await score_records([qa], [], ExactJudge(), tmp_path, samples=1)
