@@ -71,8 +71,12 @@ async def drive(client: RetrieverClient, queries: list[str], concurrency: int) -
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
     await client.aclose()
-    return {"queries": len(queries), "qps": round(len(queries) / wall, 1),
-            "p50_ms": round(statistics.median(lat) * 1e3, 2), "p95_ms": round(pct(lat, 0.95) * 1e3, 2)}
+    return {
+        "queries": len(queries),
+        "qps": round(len(queries) / wall, 1),
+        "p50_ms": round(statistics.median(lat) * 1e3, 2),
+        "p95_ms": round(pct(lat, 0.95) * 1e3, 2),
+    }
 
 
 def bench_retriever(pages: int, n_queries: int, concurrency: int) -> dict[str, Any]:
@@ -81,7 +85,9 @@ def bench_retriever(pages: int, n_queries: int, concurrency: int) -> dict[str, A
         corpus = Path(tmp) / "corpus.jsonl"
         with corpus.open("w") as f:
             for i, text in enumerate(passages):
-                f.write(json.dumps({"url": f"https://w.example/{i}", "title": f"Page {i}", "text": text}) + "\n")
+                f.write(
+                    json.dumps({"url": f"https://w.example/{i}", "title": f"Page {i}", "text": text}) + "\n"
+                )
         t0 = time.perf_counter()
         index = LocalIndex.open(corpus, Path(tmp) / "idx")
         build = time.perf_counter() - t0
@@ -92,10 +98,16 @@ def bench_retriever(pages: int, n_queries: int, concurrency: int) -> dict[str, A
         out: dict[str, Any] = {"pages": pages, "index_build_s": round(build, 2), "concurrency": concurrency}
         retry = RetryPolicy(retries=0)
         asyncio.run(drive(RetrieverClient(url, retry=retry), qs[:200], concurrency))  # warm up
-        out["batched"] = asyncio.run(drive(RetrieverClient(url, retry=retry, concurrency=32, max_batch=64,
-                                                           max_wait=0.005), qs, concurrency))
-        out["unbatched"] = asyncio.run(drive(RetrieverClient(url, retry=retry, concurrency=32, max_batch=1,
-                                                             max_wait=0), qs, concurrency))
+        out["batched"] = asyncio.run(
+            drive(
+                RetrieverClient(url, retry=retry, concurrency=32, max_batch=64, max_wait=0.005),
+                qs,
+                concurrency,
+            )
+        )
+        out["unbatched"] = asyncio.run(
+            drive(RetrieverClient(url, retry=retry, concurrency=32, max_batch=1, max_wait=0), qs, concurrency)
+        )
         loop.run(server.stop())
         loop.close()
     return out
@@ -106,14 +118,18 @@ def article(kb: int) -> str:
     paras: list[str] = []
     size = i = 0
     while size < kb * 1024:
-        p = (f"<p>Paragraph {i}: the river passes valley {i * 7 % 13}, where town {i} was founded in {1000 + i} "
-             f"and grew to {i * 37} people.</p>")
+        p = (
+            f"<p>Paragraph {i}: the river passes valley {i * 7 % 13}, where town {i} was founded in {1000 + i} "
+            f"and grew to {i * 37} people.</p>"
+        )
         paras.append(p)
         size += len(p)
         i += 1
     nav = "".join(f"<a href='/l{i}'>link {i}</a>" for i in range(200))
-    return (f"<html><head><title>Bench</title></head><body><nav>{nav}</nav><article>{''.join(paras)}</article>"
-            "</body></html>")
+    return (
+        f"<html><head><title>Bench</title></head><body><nav>{nav}</nav><article>{''.join(paras)}</article>"
+        "</body></html>"
+    )
 
 
 def bench_web(n: int) -> dict[str, Any]:
@@ -163,9 +179,14 @@ def bench_web(n: int) -> dict[str, Any]:
     g = asyncio.run(guard_cost())
     loop.run(runner.cleanup())
     loop.close()
-    return {"page_kb": len(html) // 1024, "reads": n, "p50_ms": round(statistics.median(lat) * 1e3, 1),
-            "p95_ms": round(pct(lat, 0.95) * 1e3, 1), "parallel16_pages_per_s": round(n / wall, 1),
-            "guard_check_us": round(g * 1e6, 1)}
+    return {
+        "page_kb": len(html) // 1024,
+        "reads": n,
+        "p50_ms": round(statistics.median(lat) * 1e3, 1),
+        "p95_ms": round(pct(lat, 0.95) * 1e3, 1),
+        "parallel16_pages_per_s": round(n / wall, 1),
+        "guard_check_us": round(g * 1e6, 1),
+    }
 
 
 def main() -> None:
@@ -175,8 +196,10 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--web-reads", type=int, default=48)
     args = ap.parse_args()
-    result = {"retriever": bench_retriever(args.pages, args.queries, args.concurrency),
-              "web_reader": bench_web(args.web_reads)}
+    result = {
+        "retriever": bench_retriever(args.pages, args.queries, args.concurrency),
+        "web_reader": bench_web(args.web_reads),
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -25,15 +25,18 @@ class Outcome:
 Runner = Callable[[str], Awaitable[Outcome]]
 
 
-async def make_runner(kind: str, base_url: str, corpus: Any, *, max_subagents: int = 10,
-                      max_inflight: int = 256, **cfg: Any) -> tuple[Runner, Callable[[], Awaitable[None]]]:
+async def make_runner(
+    kind: str, base_url: str, corpus: Any, *, max_subagents: int = 10, max_inflight: int = 256, **cfg: Any
+) -> tuple[Runner, Callable[[], Awaitable[None]]]:
     if kind == "raw_protocol":
         import aiohttp
 
         if not isinstance(corpus, MemoryCorpus):
             raise TypeError("the raw protocol loop reads a MemoryCorpus")
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        client = RawClient(session, base_url, "m", corpus, max_inflight=max_inflight, max_subagents=max_subagents)
+        client = RawClient(
+            session, base_url, "m", corpus, max_inflight=max_inflight, max_subagents=max_subagents
+        )
 
         async def run_raw(query: str) -> Outcome:
             r = await client.rollout(query)
@@ -44,9 +47,16 @@ async def make_runner(kind: str, base_url: str, corpus: Any, *, max_subagents: i
     if kind == "wideseek_graph":
         from langgraph_wideseek import WideSeekConfig, WideSeekGraph
 
-        config = WideSeekConfig(base_url=base_url, model="m", max_subagents=max_subagents,
-                                max_inflight_requests=max_inflight, **{"summarize_pages": False, **cfg})
-        graph = WideSeekGraph(config, search=corpus, reader=corpus, subagent_subgraph=False)  # the rollout mode
+        config = WideSeekConfig(
+            base_url=base_url,
+            model="m",
+            max_subagents=max_subagents,
+            max_inflight_requests=max_inflight,
+            **{"summarize_pages": False, **cfg},
+        )
+        graph = WideSeekGraph(
+            config, search=corpus, reader=corpus, subagent_subgraph=False
+        )  # the rollout mode
 
         async def run_graph(query: str) -> Outcome:
             r = await graph.arun(query)

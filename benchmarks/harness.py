@@ -16,7 +16,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "benchmarks"
-CACHE = ROOT / ".bench-cache"   # generated corpora and indexes (git-ignored)
+CACHE = ROOT / ".bench-cache"  # generated corpora and indexes (git-ignored)
 
 
 class ServerProcess:
@@ -32,8 +32,9 @@ class ServerProcess:
                 argv.append(flag)
             elif v not in (False, None):
                 argv += [flag, str(v)]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
             self.proc.kill()
@@ -42,8 +43,9 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
     def _call(self, path: str, method: str = "GET") -> dict[str, Any]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
-                                     data=b"" if method == "POST" else None)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", method=method, data=b"" if method == "POST" else None
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
 
@@ -120,14 +122,27 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("langgraph", "langchain-core", "langchain-openai", "openai", "aiohttp", "tantivy", "pydantic"):
+    for pkg in (
+        "langgraph",
+        "langchain-core",
+        "langchain-openai",
+        "openai",
+        "aiohttp",
+        "tantivy",
+        "pydantic",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "packages": versions,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

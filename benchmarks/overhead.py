@@ -33,9 +33,11 @@ from .harness import ROOT, ServerProcess, cli, write_result
 
 IN_FLIGHT = 64
 THINK_TOKENS = 64
-SYSTEM = ("You are a subagent of a research team. Complete one part of a larger task with evidence: think "
-          "first, use search for discovery and access for details, reflect each turn, and finish with a clear "
-          "report. ") * 6
+SYSTEM = (
+    "You are a subagent of a research team. Complete one part of a larger task with evidence: think "
+    "first, use search for discovery and access for details, reflect each turn, and finish with a clear "
+    "report. "
+) * 6
 USER = "# Main task\nFind facts about Velmora River.\n\n# Your subtask\nFind the length and the mouth."
 REFERENCES = ["raw_aiohttp", "openai_sdk", "chatopenai", "chatopenai_send", "chatvllm", "chatvllm_send"]
 PROTOCOLS = ["raw_protocol", "wideseek_graph", "wideseek_graph_subgraph"]
@@ -43,12 +45,20 @@ PROTOCOLS = ["raw_protocol", "wideseek_graph", "wideseek_graph_subgraph"]
 
 def _tools() -> list[dict[str, Any]]:
     from .protocol import TOOLS_SUB
+
     return TOOLS_SUB
 
 
 def _body(model: str) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}],
-            "tools": _tools(), "temperature": 1.0, "top_p": 1.0, "logprobs": True, "return_token_ids": True}
+    return {
+        "model": model,
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}],
+        "tools": _tools(),
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "logprobs": True,
+        "return_token_ids": True,
+    }
 
 
 class _FanOut(TypedDict):
@@ -80,8 +90,15 @@ async def _openai_sdk(base_url: str):
     extra = {"return_token_ids": True}
 
     async def call() -> None:
-        r = await client.chat.completions.create(model="m", messages=body["messages"], tools=body["tools"],
-                                                 temperature=1.0, top_p=1.0, logprobs=True, extra_body=extra)
+        r = await client.chat.completions.create(
+            model="m",
+            messages=body["messages"],
+            tools=body["tools"],
+            temperature=1.0,
+            top_p=1.0,
+            logprobs=True,
+            extra_body=extra,
+        )
         assert r.choices[0].message.tool_calls
 
     return call, client.close
@@ -89,14 +106,23 @@ async def _openai_sdk(base_url: str):
 
 def _lc_messages():
     from langchain_core.messages import HumanMessage, SystemMessage
+
     return [SystemMessage(SYSTEM), HumanMessage(USER)]
 
 
 async def _chatopenai(base_url: str, send: bool = False):
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(model="m", base_url=base_url, api_key="sk-bench", max_retries=0, temperature=1.0,
-                     top_p=1.0, logprobs=True, extra_body={"return_token_ids": True}).bind_tools(_tools())
+    llm = ChatOpenAI(
+        model="m",
+        base_url=base_url,
+        api_key="sk-bench",
+        max_retries=0,
+        temperature=1.0,
+        top_p=1.0,
+        logprobs=True,
+        extra_body={"return_token_ids": True},
+    ).bind_tools(_tools())
     return _lc_call(llm, send), _noop
 
 
@@ -143,9 +169,14 @@ async def _send_graph_run(llm, msgs, n: int) -> None:
 
 
 async def _measure_single(kind: str, base_url: str, calls: int) -> dict[str, Any]:
-    maker = {"raw_aiohttp": _raw_aiohttp, "openai_sdk": _openai_sdk,
-             "chatopenai": _chatopenai, "chatopenai_send": lambda u: _chatopenai(u, send=True),
-             "chatvllm": _chatvllm, "chatvllm_send": lambda u: _chatvllm(u, send=True)}[kind]
+    maker = {
+        "raw_aiohttp": _raw_aiohttp,
+        "openai_sdk": _openai_sdk,
+        "chatopenai": _chatopenai,
+        "chatopenai_send": lambda u: _chatopenai(u, send=True),
+        "chatvllm": _chatvllm,
+        "chatvllm_send": lambda u: _chatvllm(u, send=True),
+    }[kind]
     call, close = await maker(base_url)
 
     async def batch(n: int) -> None:
@@ -157,9 +188,10 @@ async def _measure_single(kind: str, base_url: str, calls: int) -> dict[str, Any
         async def one() -> None:
             async with sem:
                 await call()
+
         await asyncio.gather(*(one() for _ in range(n)))
 
-    await batch(min(100, calls))           # warm-up: connections, caches, lazy imports
+    await batch(min(100, calls))  # warm-up: connections, caches, lazy imports
     gc.collect()
     cpu0, t0 = time.process_time(), time.perf_counter()
     await batch(calls)
@@ -171,6 +203,7 @@ async def _measure_single(kind: str, base_url: str, calls: int) -> dict[str, Any
 # --- whole-protocol clients -------------------------------------------------------------------------------
 def _world_and_task(entities: int):
     from langgraph_wideseek.testing import World
+
     world = World.generate(seed=5, n_categories=1, entities_per_category=max(entities, 10))
     return world, world.named_task(0, entities)
 
@@ -182,22 +215,27 @@ async def _measure_protocol(kind: str, base_url: str, rollouts: int, entities: i
     corpus = MemoryCorpus(world.corpus_records())
     if kind == "raw_protocol":
         import aiohttp
+
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=IN_FLIGHT))
         client = RawClient(session, base_url, "m", corpus, max_inflight=IN_FLIGHT)
 
         async def rollout() -> tuple[str | None, int, list[str]]:
             r = await client.rollout(task.query)
             return r.answer, r.calls, r.errors
+
         close = session.close
     else:
         from langgraph_wideseek import WideSeekConfig, WideSeekGraph
-        cfg = WideSeekConfig(base_url=base_url, model="m", max_inflight_requests=IN_FLIGHT,
-                             summarize_pages=False)
+
+        cfg = WideSeekConfig(
+            base_url=base_url, model="m", max_inflight_requests=IN_FLIGHT, summarize_pages=False
+        )
         graph = WideSeekGraph(cfg, search=corpus, reader=corpus, subagent_subgraph=kind.endswith("_subgraph"))
 
         async def rollout() -> tuple[str | None, int, list[str]]:
             r = await graph.arun(task.query)
             return r.answer, r.trajectory.num_calls(), [str(e) for e in r.errors]
+
         close = _noop
 
     async def batch(n: int) -> list[tuple[str | None, int, list[str]]]:
@@ -212,11 +250,19 @@ async def _measure_protocol(kind: str, base_url: str, rollouts: int, entities: i
     wrong = sum(bool(task.mismatches(a)) for a, _, _ in results)
     errors = sum(bool(e) for _, _, e in results)
     from .clients import Scorer
+
     scorer = Scorer([task])
     f1 = await scorer.min_item_f1(task.instance_id, [a for a, _, _ in results])
     scorer.close()
-    return {"calls": sum(c for _, c, _ in results), "rollouts": rollouts, "cpu_s": cpu, "wall_s": wall,
-            "wrong_tables": wrong, "errored_rollouts": errors, "item_f1_min": f1}
+    return {
+        "calls": sum(c for _, c, _ in results),
+        "rollouts": rollouts,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "wrong_tables": wrong,
+        "errored_rollouts": errors,
+        "item_f1_min": f1,
+    }
 
 
 def _child(kind: str, base_url: str, n: int) -> None:
@@ -229,8 +275,13 @@ def _child(kind: str, base_url: str, n: int) -> None:
 
 
 def measure(kind: str, base_url: str, n: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.overhead", "--child", kind, base_url, str(n)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.overhead", "--child", kind, base_url, str(n)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return {"error": " | ".join(tail)}
@@ -241,7 +292,7 @@ def measure(kind: str, base_url: str, n: int) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     calls = 300 if quick else 1000
-    rollouts = 8 if quick else 32          # x 32 calls each (lead 2 + 10 subagents x 3)
+    rollouts = 8 if quick else 32  # x 32 calls each (lead 2 + 10 subagents x 3)
     repeats = 1 if quick else 3
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in REFERENCES + PROTOCOLS}
     # Round-robin repeats: this machine may be shared, and drift then hits every client alike; each number
@@ -259,10 +310,17 @@ def run(quick: bool = False) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for kind, rs in runs.items():
         ok = sorted((r for r in rs if "error" not in r), key=lambda r: r["cpu_ms_per_call"])
-        rows[kind] = {**ok[len(ok) // 2], "cpu_ms_per_call_runs": [r["cpu_ms_per_call"] for r in ok]} if ok \
-            else rs[0]
-    return {"in_flight": IN_FLIGHT, "think_tokens": THINK_TOKENS, "calls": calls, "rollouts": rollouts,
-            "repeats": repeats, "results": rows}
+        rows[kind] = (
+            {**ok[len(ok) // 2], "cpu_ms_per_call_runs": [r["cpu_ms_per_call"] for r in ok]} if ok else rs[0]
+        )
+    return {
+        "in_flight": IN_FLIGHT,
+        "think_tokens": THINK_TOKENS,
+        "calls": calls,
+        "rollouts": rollouts,
+        "repeats": repeats,
+        "results": rows,
+    }
 
 
 def _fmt(r: dict[str, Any]) -> str:
@@ -280,6 +338,7 @@ def main() -> None:
     print(write_result("overhead", {"quick": args.quick, **data}))
     if not args.no_report:
         from .report import render
+
         render()
 
 

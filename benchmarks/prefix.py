@@ -34,6 +34,7 @@ async def _rollouts(kind: str, base_url: str, n_tasks: int) -> None:
     results = await asyncio.gather(*(run(t.query) for t in tasks))
     await close()
     from .clients import Scorer
+
     scorer = Scorer(tasks)
     f1 = [await scorer.item_f1(t.instance_id, r.answer) for t, r in zip(tasks, results)]
     scorer.close()
@@ -54,11 +55,15 @@ def summarize(samples: list[list[Any]]) -> dict[str, Any]:
         # the role's very first request has nothing before it and is left out
         eff = [min(1.0, s[2] / s[4]) for s in rows[1:] if s[4] >= 256]
         by_role[role] = {
-            "requests": len(rows), "mean_prompt_bytes": total / len(rows),
-            "mean_fraction": statistics.mean(fr), "p10_fraction": percentile(fr, 0.1),
+            "requests": len(rows),
+            "mean_prompt_bytes": total / len(rows),
+            "mean_fraction": statistics.mean(fr),
+            "p10_fraction": percentile(fr, 0.1),
             "median_fraction": statistics.median(fr),
-            "first_turn_requests": len(first), "first_turn_mean_fraction": statistics.mean(first) if first else None,
-            "later_turn_requests": len(later), "later_turn_mean_fraction": statistics.mean(later) if later else None,
+            "first_turn_requests": len(first),
+            "first_turn_mean_fraction": statistics.mean(first) if first else None,
+            "later_turn_requests": len(later),
+            "later_turn_mean_fraction": statistics.mean(later) if later else None,
             "bytes_fraction": shared / total if total else 0.0,
             "mean_efficiency": statistics.mean(eff) if eff else None,
             "min_efficiency": min(eff) if eff else None,
@@ -78,9 +83,12 @@ def run(quick: bool = False) -> dict[str, Any]:
             asyncio.run(_rollouts(kind, srv.base_url, n_tasks))
             out[kind] = summarize(srv.stats()["prefix_samples"])
         for role, r in out[kind].items():
-            print(f"  {kind:15s} {role:10s} {r['requests']:4d} requests: {100 * r['mean_fraction']:.1f}% of each "
-                  f"prompt reused on average ({100 * r['bytes_fraction']:.1f}% of all bytes); efficiency "
-                  f"{_pct(r['mean_efficiency'])} (min {_pct(r['min_efficiency'])})", flush=True)
+            print(
+                f"  {kind:15s} {role:10s} {r['requests']:4d} requests: {100 * r['mean_fraction']:.1f}% of each "
+                f"prompt reused on average ({100 * r['bytes_fraction']:.1f}% of all bytes); efficiency "
+                f"{_pct(r['mean_efficiency'])} (min {_pct(r['min_efficiency'])})",
+                flush=True,
+            )
     return {"tasks": n_tasks, "block_bytes": 64, "results": out}
 
 
@@ -90,6 +98,7 @@ def main() -> None:
     print(write_result("prefix", {"quick": args.quick, **data}))
     if not args.no_report:
         from .report import render
+
         render()
 
 

@@ -28,28 +28,81 @@ from langgraph_wideseek.tools.base import Page, PageNotFound, SearchHit
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
-LEAD_SYSTEM = ("You are the lead agent. Break the task into independent subtasks and delegate them to "
-               "subagents with create_sub_agents; they run in parallel. Reply with the final answer when done.")
-SUB_SYSTEM = ("You are a subagent. Complete your subtask with search and access, then reply with a clear "
-              "report for the lead.")
+LEAD_SYSTEM = (
+    "You are the lead agent. Break the task into independent subtasks and delegate them to "
+    "subagents with create_sub_agents; they run in parallel. Reply with the final answer when done."
+)
+SUB_SYSTEM = (
+    "You are a subagent. Complete your subtask with search and access, then reply with a clear "
+    "report for the lead."
+)
 
-TOOLS_LEAD = [{"type": "function", "function": {
-    "name": "create_sub_agents",
-    "description": "Create subagents that run in parallel; each gets one subtask prompt.",
-    "parameters": {"type": "object", "properties": {"sub_agents": {"type": "array", "items": {
-        "type": "object", "properties": {"prompt": {"type": "string"}}, "required": ["prompt"]}}},
-        "required": ["sub_agents"]}}}]
+TOOLS_LEAD = [
+    {
+        "type": "function",
+        "function": {
+            "name": "create_sub_agents",
+            "description": "Create subagents that run in parallel; each gets one subtask prompt.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "sub_agents": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"prompt": {"type": "string"}},
+                            "required": ["prompt"],
+                        },
+                    }
+                },
+                "required": ["sub_agents"],
+            },
+        },
+    }
+]
 TOOLS_SUB = [
-    {"type": "function", "function": {
-        "name": "search", "description": "Search; returns page URLs with short summaries.",
-        "parameters": {"type": "object", "properties": {"queries": {"type": "array", "items": {
-            "type": "object", "properties": {"query": {"type": "string"}, "count": {"type": "integer"}},
-            "required": ["query"]}}}, "required": ["queries"]}}},
-    {"type": "function", "function": {
-        "name": "access", "description": "Read a URL returned by search and extract information.",
-        "parameters": {"type": "object", "properties": {"urls": {"type": "array", "items": {
-            "type": "object", "properties": {"url": {"type": "string"}, "info_to_extract": {"type": "string"}},
-            "required": ["url", "info_to_extract"]}}}, "required": ["urls"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search; returns page URLs with short summaries.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "queries": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"query": {"type": "string"}, "count": {"type": "integer"}},
+                            "required": ["query"],
+                        },
+                    }
+                },
+                "required": ["queries"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "access",
+            "description": "Read a URL returned by search and extract information.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "urls": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"url": {"type": "string"}, "info_to_extract": {"type": "string"}},
+                            "required": ["url", "info_to_extract"],
+                        },
+                    }
+                },
+                "required": ["urls"],
+            },
+        },
+    },
 ]
 
 
@@ -86,7 +139,9 @@ class MemoryCorpus:
         hits = []
         for doc, s in best:
             rec = self.pages[self._urls[doc]]
-            hits.append(SearchHit(url=rec["url"], title=rec.get("title", ""), snippet=rec["text"][:300], score=s))
+            hits.append(
+                SearchHit(url=rec["url"], title=rec.get("title", ""), snippet=rec["text"][:300], score=s)
+            )
         return hits
 
     async def search(self, query: str, count: int) -> list[SearchHit]:
@@ -116,9 +171,13 @@ def format_access(corpus: MemoryCorpus, urls: list[dict[str, Any]], max_items: i
     blocks = []
     for u in urls[:max_items]:
         rec = corpus.pages.get(u["url"])
-        result = rec["text"][:25_000] if rec else f"Could not access {u['url']}: page not found. Try another URL."
-        blocks.append(f"# Access URL: {u['url']}\n# Info to extract: {u.get('info_to_extract', '')}\n"
-                      f"# Result:\n{result}")
+        result = (
+            rec["text"][:25_000] if rec else f"Could not access {u['url']}: page not found. Try another URL."
+        )
+        blocks.append(
+            f"# Access URL: {u['url']}\n# Info to extract: {u.get('info_to_extract', '')}\n"
+            f"# Result:\n{result}"
+        )
     return "\n\n".join(blocks)
 
 
@@ -132,16 +191,37 @@ class RawRun:
 class RawClient:
     """One aiohttp session, a semaphore on requests in flight, and the protocol as two coroutines."""
 
-    def __init__(self, session: aiohttp.ClientSession, base_url: str, model: str, corpus: MemoryCorpus, *,
-                 max_inflight: int = 256, max_subagents: int = 10, lead_turns: int = 10, sub_turns: int = 20):
-        self.session, self.url, self.model, self.corpus = session, base_url.rstrip("/") + "/chat/completions", \
-            model, corpus
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        model: str,
+        corpus: MemoryCorpus,
+        *,
+        max_inflight: int = 256,
+        max_subagents: int = 10,
+        lead_turns: int = 10,
+        sub_turns: int = 20,
+    ):
+        self.session, self.url, self.model, self.corpus = (
+            session,
+            base_url.rstrip("/") + "/chat/completions",
+            model,
+            corpus,
+        )
         self.sem = asyncio.Semaphore(max_inflight)
         self.max_subagents, self.lead_turns, self.sub_turns = max_subagents, lead_turns, sub_turns
 
     async def chat(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], run: RawRun) -> dict:
-        body = {"model": self.model, "messages": messages, "tools": tools, "temperature": 1.0, "top_p": 1.0,
-                "return_token_ids": True, "logprobs": True}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "tools": tools,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "return_token_ids": True,
+            "logprobs": True,
+        }
         async with self.sem:
             async with self.session.post(self.url, json=body) as r:
                 data = await r.json(content_type=None)
@@ -157,8 +237,10 @@ class RawClient:
         return out
 
     async def subagent(self, question: str, prompt: str, run: RawRun) -> str:
-        messages = [{"role": "system", "content": SUB_SYSTEM},
-                    {"role": "user", "content": f"# Main task\n{question}\n\n# Your subtask\n{prompt}"}]
+        messages = [
+            {"role": "system", "content": SUB_SYSTEM},
+            {"role": "user", "content": f"# Main task\n{question}\n\n# Your subtask\n{prompt}"},
+        ]
         for _ in range(self.sub_turns):
             reply = await self.chat(messages, TOOLS_SUB, run)
             messages.append(reply)
@@ -178,7 +260,10 @@ class RawClient:
 
     async def rollout(self, question: str) -> RawRun:
         run = RawRun()
-        messages = [{"role": "system", "content": LEAD_SYSTEM}, {"role": "user", "content": f"# Task\n{question}"}]
+        messages = [
+            {"role": "system", "content": LEAD_SYSTEM},
+            {"role": "user", "content": f"# Task\n{question}"},
+        ]
         try:
             for _ in range(self.lead_turns):
                 reply = await self.chat(messages, TOOLS_LEAD, run)
@@ -187,10 +272,14 @@ class RawClient:
                 if not calls:
                     run.answer = reply.get("content")
                     return run
-                subs = json.loads(calls[0]["function"]["arguments"]).get("sub_agents", [])[: self.max_subagents]
+                subs = json.loads(calls[0]["function"]["arguments"]).get("sub_agents", [])[
+                    : self.max_subagents
+                ]
                 reports = await asyncio.gather(*(self.subagent(question, s["prompt"], run) for s in subs))
-                text = "\n\n".join(f"# Subtask {i}:\n{s['prompt']}\n# Result:\n{r}"
-                                   for i, (s, r) in enumerate(zip(subs, reports), 1))
+                text = "\n\n".join(
+                    f"# Subtask {i}:\n{s['prompt']}\n# Result:\n{r}"
+                    for i, (s, r) in enumerate(zip(subs, reports), 1)
+                )
                 messages.append({"role": "tool", "tool_call_id": calls[0]["id"], "content": text})
             run.errors.append("lead reached its turn limit")
         except Exception as e:  # a benchmark counts failures; it must not hide them

@@ -25,7 +25,7 @@ from .harness import ROOT, ServerProcess, cli, peak_rss_bytes, reset_peak_rss, r
 
 LEVELS = [1, 10, 100, 1000]
 ENTITIES = 10
-SCORED = 20   # answers per level run through the real WideSearch scorer
+SCORED = 20  # answers per level run through the real WideSearch scorer
 # the graph with the interpreter's default garbage collector, and after langgraph_wideseek.runtime.tune_gc()
 KINDS = ["raw_protocol", "wideseek_graph", "wideseek_graph+tune_gc"]
 
@@ -44,6 +44,7 @@ async def _level(kind: str, base_url: str, n: int) -> dict[str, Any]:
     await run(task.query)  # warm-up: imports, graph compile, connection pool
     if tuned:  # what a rollout process does at start-up (langgraph_wideseek.runtime)
         from langgraph_wideseek.runtime import tune_gc
+
         tune_gc()
     gc.collect()
     base_rss = rss_bytes()
@@ -69,15 +70,23 @@ async def _level(kind: str, base_url: str, n: int) -> dict[str, Any]:
     scorer.close()
     calls = sum(r.calls for r in done)
     return {
-        "rollouts": n, "wall_s": wall, "cpu_s": cpu, "calls": calls,
-        "rollouts_per_s": n / wall, "calls_per_s": calls / wall,
-        "mean_rollout_s": sum(durations) / len(durations), "max_rollout_s": max(durations),
+        "rollouts": n,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "calls": calls,
+        "rollouts_per_s": n / wall,
+        "calls_per_s": calls / wall,
+        "mean_rollout_s": sum(durations) / len(durations),
+        "max_rollout_s": max(durations),
         "errored": len(exceptions) + sum(1 for r in done if r.errors or r.status != "ok"),
         "wrong_tables": sum(1 for r in done if task.mismatches(r.answer)),
-        "first_error": (str(exceptions[0]) if exceptions else
-                        next((r.errors[0] for r in done if r.errors), None)),
-        "cpu_ms_per_call": 1000 * cpu / max(calls, 1), "item_f1_min_sampled": f1,
-        "rss_before_mb": base_rss / 2**20, "peak_rss_mb": peak / 2**20,
+        "first_error": (
+            str(exceptions[0]) if exceptions else next((r.errors[0] for r in done if r.errors), None)
+        ),
+        "cpu_ms_per_call": 1000 * cpu / max(calls, 1),
+        "item_f1_min_sampled": f1,
+        "rss_before_mb": base_rss / 2**20,
+        "peak_rss_mb": peak / 2**20,
         "mem_per_rollout_mb": (peak - base_rss) / 2**20 / n,
     }
 
@@ -87,8 +96,13 @@ def _child(kind: str, base_url: str, n: int) -> None:
 
 
 def measure(kind: str, base_url: str, n: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", kind, base_url, str(n)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--child", kind, base_url, str(n)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         return {"rollouts": n, "error": " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -96,7 +110,7 @@ def measure(kind: str, base_url: str, n: int) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     levels = LEVELS[:3] if quick else LEVELS
-    latency = {"base": 0.1, "per_token": 0.002, "fixed_tokens": 200}   # 0.5 s per call
+    latency = {"base": 0.1, "per_token": 0.002, "fixed_tokens": 200}  # 0.5 s per call
     out: dict[str, Any] = {}
     for kind in KINDS:
         rows = []
@@ -106,18 +120,30 @@ def run(quick: bool = False) -> dict[str, Any]:
                 r = measure(kind, srv.base_url, n)
                 r["server_cpu_s"] = srv.cpu_seconds() - cpu0
                 rows.append(r)
-                print(f"  {kind:15s} {n:5d} rollouts: " + (
-                    r["error"] if "error" in r else
-                    f"{r['wall_s']:.1f} s, {r['calls_per_s']:.0f} calls/s, mean rollout {r['mean_rollout_s']:.2f} s, "
-                    f"errors {r['errored']}, wrong {r['wrong_tables']}, {r['mem_per_rollout_mb']:.2f} MB/rollout"),
-                    flush=True)
-        single = next((r["mean_rollout_s"] for r in rows if r.get("rollouts") == 1 and "error" not in r), None)
+                print(
+                    f"  {kind:15s} {n:5d} rollouts: "
+                    + (
+                        r["error"]
+                        if "error" in r
+                        else f"{r['wall_s']:.1f} s, {r['calls_per_s']:.0f} calls/s, mean rollout {r['mean_rollout_s']:.2f} s, "
+                        f"errors {r['errored']}, wrong {r['wrong_tables']}, {r['mem_per_rollout_mb']:.2f} MB/rollout"
+                    ),
+                    flush=True,
+                )
+        single = next(
+            (r["mean_rollout_s"] for r in rows if r.get("rollouts") == 1 and "error" not in r), None
+        )
         for r in rows:
             if single and "error" not in r:
                 r["latency_inflation"] = r["mean_rollout_s"] / single
         out[kind] = rows
-    return {"levels": levels, "entities": ENTITIES, "latency": latency,
-            "seconds_per_call": latency["base"] + latency["fixed_tokens"] * latency["per_token"], "results": out}
+    return {
+        "levels": levels,
+        "entities": ENTITIES,
+        "latency": latency,
+        "seconds_per_call": latency["base"] + latency["fixed_tokens"] * latency["per_token"],
+        "results": out,
+    }
 
 
 def main() -> None:
@@ -129,6 +155,7 @@ def main() -> None:
     print(write_result("scale", {"quick": args.quick, **data}))
     if not args.no_report:
         from .report import render
+
         render()
 
 

@@ -36,7 +36,9 @@ from langgraph_wideseek.testing import FakeOpenAIServer, Reply
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "widesearch"
 OUT = REPO / "docs" / "benchmarks" / "scoring.json"
-sys.path.insert(0, str(REPO / "tests"))  # the perturbation generator and the pandas reference live with the tests
+sys.path.insert(
+    0, str(REPO / "tests")
+)  # the perturbation generator and the pandas reference live with the tests
 
 from eval.perturb import perturbed_replies
 
@@ -46,7 +48,9 @@ def judge_server_policy(body: dict[str, Any]) -> Reply:
     prompt = body["messages"][-1]["content"]
     if "Rows to check" in prompt:
         rows = json.loads(prompt.split('("target"):\n', 1)[1].split("\n\nScore each row", 1)[0])
-        scores = {k: int("".join(v["response"].split()) == "".join(v["target"].split())) for k, v in rows.items()}
+        scores = {
+            k: int("".join(v["response"].split()) == "".join(v["target"].split())) for k, v in rows.items()
+        }
         return Reply(content="```json\n" + json.dumps(scores) + "\n```")
     a = json.loads(prompt.split("List A", 1)[1].split("\n", 2)[1])
     b = set(json.loads(prompt.split("List B", 1)[1].split("\n", 2)[1]))
@@ -55,8 +59,13 @@ def judge_server_policy(body: dict[str, Any]) -> Reply:
 
 def stats(ms: list[float]) -> dict[str, float]:
     xs = sorted(ms)
-    return {"trials": len(xs), "mean_ms": round(statistics.fmean(xs), 3), "median_ms": round(statistics.median(xs), 3),
-            "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 3), "max_ms": round(xs[-1], 3)}
+    return {
+        "trials": len(xs),
+        "mean_ms": round(statistics.fmean(xs), 3),
+        "median_ms": round(statistics.median(xs), 3),
+        "p95_ms": round(xs[min(len(xs) - 1, int(0.95 * len(xs)))], 3),
+        "max_ms": round(xs[-1], 3),
+    }
 
 
 async def time_pass(cases, judge, repeat: int) -> tuple[list[float], dict[str, float]]:
@@ -82,8 +91,14 @@ async def main(variants: int, repeat: int) -> dict[str, Any]:
     load_ms = (time.perf_counter() - t0) * 1000
     cases = [(t, perturbed_replies(t, variants, seed=1)) for t in tasks]
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "tasks": len(tasks), "variants_per_task": variants, "trials": len(tasks) * variants,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "tasks": len(tasks),
+        "variants_per_task": variants,
+        "trials": len(tasks) * variants,
         "load_tasks_ms_per_task": round(load_ms / len(tasks), 3),
     }
 
@@ -102,7 +117,9 @@ async def main(variants: int, repeat: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as cache:
         async with FakeOpenAIServer(judge_server_policy) as srv:
-            filling = OpenAIJudge(srv.base_url, "judge", cache_dir=cache, concurrency=32, retry=RetryPolicy(retries=0))
+            filling = OpenAIJudge(
+                srv.base_url, "judge", cache_dir=cache, concurrency=32, retry=RetryPolicy(retries=0)
+            )
             for task, replies in cases:
                 await asyncio.gather(*(score_response(task, r, judge=filling) for r in replies))
             await filling.aclose()
@@ -111,7 +128,11 @@ async def main(variants: int, repeat: int) -> dict[str, Any]:
             ms, _ = await time_pass(cases, cached, repeat)
             await cached.aclose()
             assert srv.stats.requests == filled, "the cached pass must not call the judge"
-        results["cached_judge"] = {**stats(ms), "judge_requests_to_fill": filled, "judge_requests_when_cached": 0}
+        results["cached_judge"] = {
+            **stats(ms),
+            "judge_requests_to_fill": filled,
+            "judge_requests_when_cached": 0,
+        }
 
     try:
         import pandas as pd
@@ -132,11 +153,16 @@ async def main(variants: int, repeat: int) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"{r['trials']} trials = {r['tasks']} tasks x {r['variants_per_task']} replies, "
-          f"{r['machine']['cpus']} CPUs, Python {r['machine']['python']}")
+    print(
+        f"{r['trials']} trials = {r['tasks']} tasks x {r['variants_per_task']} replies, "
+        f"{r['machine']['cpus']} CPUs, Python {r['machine']['python']}"
+    )
     print(f"{'':34} {'mean':>8} {'median':>8} {'p95':>8} {'max':>8}  (ms per trial)")
-    rows = [("exact judge, warm", r["exact_judge_warm"]), ("cached model judge, warm", r["cached_judge"]),
-            ("exact judge, task's first trial", r["exact_judge_cold_first_trial"])]
+    rows = [
+        ("exact judge, warm", r["exact_judge_warm"]),
+        ("cached model judge, warm", r["cached_judge"]),
+        ("exact judge, task's first trial", r["exact_judge_cold_first_trial"]),
+    ]
     if r.get("pandas_reference"):
         rows.append(("pandas reference (official path)", r["pandas_reference"]))
     for name, s in rows:

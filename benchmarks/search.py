@@ -66,11 +66,14 @@ def corpus_path(n: int) -> Path:
             pos = 0
             lines = []
             for i, k in enumerate(lens):
-                text = " ".join(toks[pos:pos + k].tolist())
+                text = " ".join(toks[pos : pos + k].tolist())
                 pos += k
                 doc = start + i
-                lines.append(json.dumps({"url": f"https://passages.example/p/{doc}", "title": f"Passage {doc}",
-                                         "text": text}))
+                lines.append(
+                    json.dumps(
+                        {"url": f"https://passages.example/p/{doc}", "title": f"Passage {doc}", "text": text}
+                    )
+                )
             f.write("\n".join(lines) + "\n")
     tmp.rename(path)
     return path
@@ -113,10 +116,19 @@ def _measure(n: int) -> dict[str, Any]:
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     del index
     shutil.rmtree(target)  # the corpus stays cached; indexes are rebuilt (and timed) every run anyway
-    return {"passages": stats.passages, "pages": stats.pages, "build_s": stats.seconds,
-            "build_passages_per_s": stats.passages / stats.seconds, "corpus_generate_s": gen_s,
-            "corpus_mb": corpus.stat().st_size / 2**20, "index_mb": size / 2**20, "queries": len(qs),
-            "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99), "mean_ms": statistics.mean(lat)}
+    return {
+        "passages": stats.passages,
+        "pages": stats.pages,
+        "build_s": stats.seconds,
+        "build_passages_per_s": stats.passages / stats.seconds,
+        "corpus_generate_s": gen_s,
+        "corpus_mb": corpus.stat().st_size / 2**20,
+        "index_mb": size / 2**20,
+        "queries": len(qs),
+        "p50_ms": percentile(lat, 0.5),
+        "p99_ms": percentile(lat, 0.99),
+        "mean_ms": statistics.mean(lat),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -125,8 +137,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     for n in sizes:
         r = _measure(n)
         rows.append(r)
-        print(f"  {n:>9,} passages: build {r['build_s']:.1f} s ({r['build_passages_per_s']:,.0f}/s), "
-              f"query p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, index {r['index_mb']:.0f} MB", flush=True)
+        print(
+            f"  {n:>9,} passages: build {r['build_s']:.1f} s ({r['build_passages_per_s']:,.0f}/s), "
+            f"query p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, index {r['index_mb']:.0f} MB",
+            flush=True,
+        )
     return {"sizes": sizes, "k": 3, "results": rows}
 
 
@@ -136,6 +151,7 @@ def main() -> None:
     print(write_result("search", {"quick": args.quick, **data}))
     if not args.no_report:
         from .report import render
+
         render()
 
 

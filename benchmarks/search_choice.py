@@ -56,8 +56,11 @@ def time_queries(fn, queries: list[str]) -> dict[str, float]:
         t = time.perf_counter()
         fn(q)
         lat.append((time.perf_counter() - t) * 1000)
-    return {"p50_ms": round(pct(lat, 0.5), 3), "p99_ms": round(pct(lat, 0.99), 3),
-            "mean_ms": round(statistics.mean(lat), 3)}
+    return {
+        "p50_ms": round(pct(lat, 0.5), 3),
+        "p99_ms": round(pct(lat, 0.99), 3),
+        "mean_ms": round(statistics.mean(lat), 3),
+    }
 
 
 def bench_tantivy(passages, queries, tmp: Path) -> dict:

@@ -20,8 +20,10 @@ class StaticPolicy:
     reference-point loops measure client cost per call, not protocol logic)."""
 
     def __init__(self, think_tokens: int) -> None:
-        self.reply = Reply(reasoning=filler_text(think_tokens, "static"),
-                           tool_calls=[{"name": "search", "arguments": {"queries": [{"query": "q", "count": 3}]}}])
+        self.reply = Reply(
+            reasoning=filler_text(think_tokens, "static"),
+            tool_calls=[{"name": "search", "arguments": {"queries": [{"query": "q", "count": 3}]}}],
+        )
 
     def __call__(self, request: dict) -> Reply:
         return self.reply
@@ -35,10 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-wave", type=int, default=10)
     p.add_argument("--base", type=float, default=0.0, help="seconds per request")
     p.add_argument("--per-token", type=float, default=0.0, help="seconds per generated token")
-    p.add_argument("--per-token-inflight", type=float, default=0.0,
-                   help="extra seconds per generated token for each other request in flight")
-    p.add_argument("--fixed-tokens", type=int, default=None,
-                   help="charge this many generated tokens per request instead of the real count")
+    p.add_argument(
+        "--per-token-inflight",
+        type=float,
+        default=0.0,
+        help="extra seconds per generated token for each other request in flight",
+    )
+    p.add_argument(
+        "--fixed-tokens",
+        type=int,
+        default=None,
+        help="charge this many generated tokens per request instead of the real count",
+    )
     p.add_argument("--track-prefix", action="store_true")
     return p
 
@@ -47,8 +57,9 @@ async def serve(args: argparse.Namespace) -> None:
     if args.policy == "static":
         policy = StaticPolicy(args.think_tokens)
     else:
-        policy = WideSeekPolicy(think_tokens=args.think_tokens, reply_tokens=args.reply_tokens,
-                                max_per_wave=args.max_per_wave)
+        policy = WideSeekPolicy(
+            think_tokens=args.think_tokens, reply_tokens=args.reply_tokens, max_per_wave=args.max_per_wave
+        )
     latency = LatencyModel(args.base, args.per_token, args.per_token_inflight, args.fixed_tokens)
     server = FakeOpenAIServer(policy, latency=latency, record_requests=False, track_prefix=args.track_prefix)
     await server.start()

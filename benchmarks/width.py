@@ -48,12 +48,23 @@ async def _measure(base_url: str, srv: ServerProcess, reps: int) -> dict[str, An
                 errors += bool(r.errors) or r.status != "ok"
                 answers.append(r.answer)
             stats = srv.stats()
-            rows.append({"width": w, "wall_s": statistics.median(walls), "walls": walls,
-                         "calls": stats["requests"] // reps, "peak_inflight": stats["peak_inflight"],
-                         "wrong_tables": wrong, "errors": errors,
-                         "item_f1_min": await scorer.min_item_f1(task.instance_id, answers)})
-            print(f"    {kind:15s} width {w:3d}: {statistics.median(walls):.3f} s "
-                  f"(peak in flight {stats['peak_inflight']})", flush=True)
+            rows.append(
+                {
+                    "width": w,
+                    "wall_s": statistics.median(walls),
+                    "walls": walls,
+                    "calls": stats["requests"] // reps,
+                    "peak_inflight": stats["peak_inflight"],
+                    "wrong_tables": wrong,
+                    "errors": errors,
+                    "item_f1_min": await scorer.min_item_f1(task.instance_id, answers),
+                }
+            )
+            print(
+                f"    {kind:15s} width {w:3d}: {statistics.median(walls):.3f} s "
+                f"(peak in flight {stats['peak_inflight']})",
+                flush=True,
+            )
         base = rows[0]["wall_s"]
         for r in rows:
             r["vs_width_1"] = r["wall_s"] / base
@@ -74,12 +85,19 @@ def run(quick: bool = False) -> dict[str, Any]:
     results = {}
     for name, extra in endpoints.items():
         print(f"  endpoint: {name}", flush=True)
-        with ServerProcess(policy="wideseek", think_tokens=100, max_per_wave=max(WIDTHS), **latency,
-                           **extra) as srv:
+        with ServerProcess(
+            policy="wideseek", think_tokens=100, max_per_wave=max(WIDTHS), **latency, **extra
+        ) as srv:
             results[name] = asyncio.run(_measure(srv.base_url, srv, reps))
     call_s = latency["base"] + latency["fixed_tokens"] * per_token
-    return {"widths": WIDTHS, "latency": latency, "endpoints": endpoints, "seconds_per_call": call_s,
-            "reps": reps, "results": results}
+    return {
+        "widths": WIDTHS,
+        "latency": latency,
+        "endpoints": endpoints,
+        "seconds_per_call": call_s,
+        "reps": reps,
+        "results": results,
+    }
 
 
 def main() -> None:
@@ -88,6 +106,7 @@ def main() -> None:
     print(write_result("width", {"quick": args.quick, **data}))
     if not args.no_report:
         from .report import render
+
         render()
 
 

@@ -24,7 +24,9 @@ async def demo_config(world: World, **overrides) -> AsyncIterator[WideSeekConfig
     from langgraph_wideseek.testing import WideSeekPolicy
     from langgraph_wideseek.testing import FakeOpenAIServer
 
-    print("No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy).",
-          file=sys.stderr)
+    print(
+        "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy).",
+        file=sys.stderr,
+    )
     async with FakeOpenAIServer(WideSeekPolicy()) as server:
         yield WideSeekConfig(base_url=server.base_url, model="simulated", **base)

@@ -41,8 +41,16 @@ def simulated_model(tasks, seed: int = 0):
         if not is_lead(body):
             return Reply(content="Report: I collected the rows you asked for.")
         if turn_index(body) == 0:
-            return Reply(tool_calls=[{"name": "create_sub_agents", "arguments": {
-                "sub_agents": [{"prompt": f"Collect every row for: {task.query[:80]}"}]}}])
+            return Reply(
+                tool_calls=[
+                    {
+                        "name": "create_sub_agents",
+                        "arguments": {
+                            "sub_agents": [{"prompt": f"Collect every row for: {task.query[:80]}"}]
+                        },
+                    }
+                ]
+            )
         rows = [list(r) for r in task.gold.rows()]
         if rng.random() < 0.25:
             rows = rows[: max(1, len(rows) * 2 // 3)]
@@ -54,7 +62,9 @@ def simulated_model(tasks, seed: int = 0):
 def judge_from_env(out: Path):
     url, model = os.environ.get("WIDESEEK_JUDGE_BASE_URL"), os.environ.get("WIDESEEK_JUDGE_MODEL")
     if url and model:
-        return OpenAIJudge(url, model, os.environ.get("WIDESEEK_JUDGE_API_KEY"), cache_dir=out / "judge_cache")
+        return OpenAIJudge(
+            url, model, os.environ.get("WIDESEEK_JUDGE_API_KEY"), cache_dir=out / "judge_cache"
+        )
     return ExactJudge()
 
 
@@ -74,7 +84,9 @@ async def main() -> int:
     tasks = load_tasks(args.tasks, args.gold, limit=args.limit)
     judge = judge_from_env(out)
     corpus = out / "corpus.jsonl"  # the local backend needs a corpus; the simulated model never searches it
-    corpus.write_text(json.dumps({"url": "https://example.org", "title": "placeholder", "text": "empty"}) + "\n")
+    corpus.write_text(
+        json.dumps({"url": "https://example.org", "title": "placeholder", "text": "empty"}) + "\n"
+    )
 
     server = None
     if os.environ.get("OPENAI_BASE_URL"):
@@ -85,7 +97,9 @@ async def main() -> int:
         cfg = WideSeekConfig(base_url=server.base_url, model="simulated", search="local", corpus=corpus)
     graph = WideSeekGraph(cfg)
     try:
-        summary = await run_eval(tasks, graph.arun, judge, out, samples=args.samples, concurrency=args.concurrency)
+        summary = await run_eval(
+            tasks, graph.arun, judge, out, samples=args.samples, concurrency=args.concurrency
+        )
     finally:
         await graph.aclose()
         if isinstance(judge, OpenAIJudge):
@@ -96,9 +110,11 @@ async def main() -> int:
     n = summary.samples
     for group, g in [("all", summary.pooled), *summary.by_language.items()]:
         m = g.metrics
-        print(f"{group:>3}: item F1 Avg@{n} {m['item_f1'].avg:5.1f} Max@{n} {m['item_f1'].max:5.1f} | "
-              f"row F1 Avg@{n} {m['row_f1'].avg:5.1f} | success Avg@{n} {m['success'].avg:5.1f} "
-              f"Pass@{n} {m['success'].max:5.1f}  ({g.tasks} tasks)")
+        print(
+            f"{group:>3}: item F1 Avg@{n} {m['item_f1'].avg:5.1f} Max@{n} {m['item_f1'].max:5.1f} | "
+            f"row F1 Avg@{n} {m['row_f1'].avg:5.1f} | success Avg@{n} {m['success'].avg:5.1f} "
+            f"Pass@{n} {m['success'].max:5.1f}  ({g.tasks} tasks)"
+        )
     print(f"judge: {summary.judge}; failed runs: {summary.failed_trials}; report: {out / 'report.md'}")
     return 0
 

@@ -53,12 +53,20 @@ async def main() -> int:
         from langgraph_wideseek.testing import WideSeekPolicy
         from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel
 
-        print("No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy, not an LLM).\n"
-              "Set OPENAI_BASE_URL to your vLLM server to run the real model.", file=sys.stderr)
+        print(
+            "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy, not an LLM).\n"
+            "Set OPENAI_BASE_URL to your vLLM server to run the real model.",
+            file=sys.stderr,
+        )
         server = FakeOpenAIServer(WideSeekPolicy(think_tokens=40), latency=LatencyModel(base=0.05))
         await server.start()
-        cfg = WideSeekConfig(base_url=server.base_url, model="simulated", search="local", corpus=corpus,
-                             index_dir=DEMO_DIR / "index")
+        cfg = WideSeekConfig(
+            base_url=server.base_url,
+            model="simulated",
+            search="local",
+            corpus=corpus,
+            index_dir=DEMO_DIR / "index",
+        )
     try:
         print(f"\nTask:\n{question}\n", file=sys.stderr)
         async with WideSeekGraph(cfg) as graph:
@@ -69,8 +77,11 @@ async def main() -> int:
 
     print(result.answer if result.answer is not None else "(no answer)")
     u = result.usage
-    print(f"\n{u.subagents} subagents, {u.calls} model calls, {u.prompt_tokens} prompt + {u.completion_tokens} "
-          f"completion tokens; status {result.status}", file=sys.stderr)
+    print(
+        f"\n{u.subagents} subagents, {u.calls} model calls, {u.prompt_tokens} prompt + {u.completion_tokens} "
+        f"completion tokens; status {result.status}",
+        file=sys.stderr,
+    )
     for err in result.errors:
         print(f"  error: {err}", file=sys.stderr)
     if args.question:
@@ -80,11 +91,15 @@ async def main() -> int:
 
     tasks_file, gold_dir = world.write_tasks(DEMO_DIR / "tasks", [task])
     scored = await score_response(load_tasks(tasks_file, gold_dir)[0], result.answer, judge=ExactJudge())
-    print(f"WideSearch score: item F1 {scored.item_f1:.3f}, row F1 {scored.row_f1:.3f}, "
-          f"success {scored.success}", file=sys.stderr)
+    print(
+        f"WideSearch score: item F1 {scored.item_f1:.3f}, row F1 {scored.row_f1:.3f}, "
+        f"success {scored.success}",
+        file=sys.stderr,
+    )
     if not os.environ.get("OPENAI_BASE_URL") and not scored.success:
         return 1  # the simulation is deterministic: anything short of a perfect table is a bug
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

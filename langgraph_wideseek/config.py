@@ -40,21 +40,38 @@ class WideSeekConfig(BaseSettings):
     )
     api_key: SecretStr | None = Field(None, validation_alias=_env("api_key", "OPENAI_API_KEY"), repr=False)
     model: str = Field("RLinf/WideSeek-R1-4b", validation_alias=_env("model"))
-    request_timeout: float = Field(600.0, gt=0, validation_alias=_env("request_timeout"),
-                                   description="Seconds one model request may take before it is retried.")
-    max_retries: int = Field(4, ge=0, validation_alias=_env("max_retries"),
-                             description="Retries of a model request on 429, 5xx, timeouts and connection errors.")
-    max_inflight_requests: int = Field(
-        256, ge=1, validation_alias=_env("max_inflight_requests"),
-        description="Requests in flight per endpoint, shared by every agent of every run in this process "
-                    "(vLLM's default max_num_seqs is 256).",
+    request_timeout: float = Field(
+        600.0,
+        gt=0,
+        validation_alias=_env("request_timeout"),
+        description="Seconds one model request may take before it is retried.",
     )
-    return_token_ids: bool = Field(True, validation_alias=_env("return_token_ids"),
-                                   description="Ask vLLM for prompt/completion token ids (for trajectories).")
-    logprobs: bool = Field(True, validation_alias=_env("logprobs"),
-                           description="Ask for per-token logprobs of generated tokens (for trajectories).")
+    max_retries: int = Field(
+        4,
+        ge=0,
+        validation_alias=_env("max_retries"),
+        description="Retries of a model request on 429, 5xx, timeouts and connection errors.",
+    )
+    max_inflight_requests: int = Field(
+        256,
+        ge=1,
+        validation_alias=_env("max_inflight_requests"),
+        description="Requests in flight per endpoint, shared by every agent of every run in this process "
+        "(vLLM's default max_num_seqs is 256).",
+    )
+    return_token_ids: bool = Field(
+        True,
+        validation_alias=_env("return_token_ids"),
+        description="Ask vLLM for prompt/completion token ids (for trajectories).",
+    )
+    logprobs: bool = Field(
+        True,
+        validation_alias=_env("logprobs"),
+        description="Ask for per-token logprobs of generated tokens (for trajectories).",
+    )
     keep_reasoning: bool = Field(
-        True, validation_alias=_env("keep_reasoning"),
+        True,
+        validation_alias=_env("keep_reasoning"),
         description="Send earlier turns' reasoning back in each agent's context, as in training.",
     )
 
@@ -68,63 +85,105 @@ class WideSeekConfig(BaseSettings):
     # --- limits (spec section 3) ----------------------------------------------------------------------------
     max_lead_turns: int = Field(10, ge=1, validation_alias=_env("max_lead_turns"))
     max_subagent_turns: int = Field(20, ge=1, validation_alias=_env("max_subagent_turns"))
-    max_subagents: int = Field(10, ge=1, validation_alias=_env("max_subagents"),
-                               description="Subagents per create_sub_agents call; extra entries are dropped.")
-    max_tool_items: int = Field(5, ge=1, validation_alias=_env("max_tool_items"),
-                                description="Queries per search call and URLs per access call.")
-    context_tokens: int = Field(32_000, ge=256, validation_alias=_env("context_tokens"),
-                                description="Token budget of one agent's whole context.")
-    max_prompt_tokens: int = Field(4_096, ge=64, validation_alias=_env("max_prompt_tokens"),
-                                   description="Budget of an agent's initial prompt.")
+    max_subagents: int = Field(
+        10,
+        ge=1,
+        validation_alias=_env("max_subagents"),
+        description="Subagents per create_sub_agents call; extra entries are dropped.",
+    )
+    max_tool_items: int = Field(
+        5,
+        ge=1,
+        validation_alias=_env("max_tool_items"),
+        description="Queries per search call and URLs per access call.",
+    )
+    context_tokens: int = Field(
+        32_000,
+        ge=256,
+        validation_alias=_env("context_tokens"),
+        description="Token budget of one agent's whole context.",
+    )
+    max_prompt_tokens: int = Field(
+        4_096,
+        ge=64,
+        validation_alias=_env("max_prompt_tokens"),
+        description="Budget of an agent's initial prompt.",
+    )
     subagent_timeout: float | None = Field(
-        None, gt=0, validation_alias=_env("subagent_timeout"),
+        None,
+        gt=0,
+        validation_alias=_env("subagent_timeout"),
         description="Wall-clock seconds one subagent may run before it reports failure (None: no limit).",
     )
 
     # --- prompts --------------------------------------------------------------------------------------------
     language: Language = Field("en", validation_alias=_env("language"))
     prompt_dir: Path | None = Field(
-        None, validation_alias=_env("prompt_dir"),
+        None,
+        validation_alias=_env("prompt_dir"),
         description="Folder whose files override the packaged prompt files of the same name.",
     )
 
     # --- tools ----------------------------------------------------------------------------------------------
     search: SearchBackendName = Field("local", validation_alias=_env("search"))
-    corpus: Path | None = Field(None, validation_alias=_env("corpus"),
-                                description="JSONL corpus for the local backend: {url, title, text} per line.")
-    index_dir: Path | None = Field(None, validation_alias=_env("index_dir"),
-                                   description="Where the local index is cached (default: beside the corpus).")
+    corpus: Path | None = Field(
+        None,
+        validation_alias=_env("corpus"),
+        description="JSONL corpus for the local backend: {url, title, text} per line.",
+    )
+    index_dir: Path | None = Field(
+        None,
+        validation_alias=_env("index_dir"),
+        description="Where the local index is cached (default: beside the corpus).",
+    )
     retriever_url: str | None = Field(None, validation_alias=_env("retriever_url"))
     tavily_api_key: SecretStr | None = Field(
-        None, validation_alias=_env("tavily_api_key", "TAVILY_API_KEY"), repr=False)
+        None, validation_alias=_env("tavily_api_key", "TAVILY_API_KEY"), repr=False
+    )
     tavily_base_url: str = Field("https://api.tavily.com", validation_alias=_env("tavily_base_url"))
     search_count_default: int = Field(3, ge=1, le=50, validation_alias=_env("search_count_default"))
     search_count_max: int = Field(10, ge=1, le=50, validation_alias=_env("search_count_max"))
     snippet_chars: int = Field(5_000, ge=100, validation_alias=_env("snippet_chars"))
     page_chars: int = Field(25_000, ge=500, validation_alias=_env("page_chars"))
     allow_private_urls: bool = Field(
-        False, validation_alias=_env("allow_private_urls"),
+        False,
+        validation_alias=_env("allow_private_urls"),
         description="Let the web reader fetch loopback/private addresses (off: SSRF guard).",
     )
-    fetch_timeout: float = Field(20.0, gt=0, validation_alias=_env("fetch_timeout"),
-                                 description="Seconds the web reader may spend on one page, redirects included.")
-    fetch_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, validation_alias=_env("fetch_max_bytes"),
-                                 description="Bytes the web reader downloads from one page before it gives up.")
+    fetch_timeout: float = Field(
+        20.0,
+        gt=0,
+        validation_alias=_env("fetch_timeout"),
+        description="Seconds the web reader may spend on one page, redirects included.",
+    )
+    fetch_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("fetch_max_bytes"),
+        description="Bytes the web reader downloads from one page before it gives up.",
+    )
     fetch_max_redirects: int = Field(5, ge=0, le=20, validation_alias=_env("fetch_max_redirects"))
-    cache_dir: Path | None = Field(None, validation_alias=_env("cache_dir"),
-                                   description="On-disk cache for fetched pages and judge replies.")
+    cache_dir: Path | None = Field(
+        None,
+        validation_alias=_env("cache_dir"),
+        description="On-disk cache for fetched pages and judge replies.",
+    )
 
     # --- debugging ----------------------------------------------------------------------------------------
     strict: bool = Field(
-        False, validation_alias=_env("strict"),
+        False,
+        validation_alias=_env("strict"),
         description="Let tool, backend and model-server failures propagate out of the graph instead of becoming "
-                    "messages for the model (the model's own mistakes, such as bad tool arguments, still become "
-                    "messages). For debugging: a run stops where a failure happens. Env: WIDESEEK_STRICT=1.",
+        "messages for the model (the model's own mistakes, such as bad tool arguments, still become "
+        "messages). For debugging: a run stops where a failure happens. Env: WIDESEEK_STRICT=1.",
     )
 
     # --- access summariser ----------------------------------------------------------------------------------
-    summarize_pages: bool = Field(True, validation_alias=_env("summarize_pages"),
-                                  description="Summarise accessed pages with an LLM for info_to_extract.")
+    summarize_pages: bool = Field(
+        True,
+        validation_alias=_env("summarize_pages"),
+        description="Summarise accessed pages with an LLM for info_to_extract.",
+    )
     summary_base_url: str | None = Field(None, validation_alias=_env("summary_base_url"))
     summary_model: str | None = Field(None, validation_alias=_env("summary_model"))
     summary_api_key: SecretStr | None = Field(None, validation_alias=_env("summary_api_key"), repr=False)

@@ -197,7 +197,12 @@ class TrainingError(WideSeekError):
 # --- strict mode ---------------------------------------------------------------------------------------------
 #: Failures that are the model's own doing. They are always answered to the model as tool messages or agent
 #: failures, even in strict mode: handling them is the agent loop's job, not a bug to stop at.
-MODEL_MISTAKES: tuple[type[BaseException], ...] = (ToolArgumentError, PageNotFound, URLRefused, ContextOverflowError)
+MODEL_MISTAKES: tuple[type[BaseException], ...] = (
+    ToolArgumentError,
+    PageNotFound,
+    URLRefused,
+    ContextOverflowError,
+)
 
 
 def raise_if_strict(error: BaseException, strict: bool) -> None:

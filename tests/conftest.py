@@ -78,11 +78,18 @@ async def make_graph(corpus_path: Path, index_dir: Path) -> AsyncIterator[Callab
 
     graphs: list[Any] = []
 
-    def build(srv: FakeOpenAIServer | str, *, retry_base_delay: float = 0.01, llm: Any = None,
-              **overrides: Any) -> WideSeekGraph:
+    def build(
+        srv: FakeOpenAIServer | str, *, retry_base_delay: float = 0.01, llm: Any = None, **overrides: Any
+    ) -> WideSeekGraph:
         base_url = srv if isinstance(srv, str) else srv.base_url
-        values: dict[str, Any] = dict(base_url=base_url, model="fake-model", search="local",
-                                      corpus=corpus_path, index_dir=index_dir, summarize_pages=False)
+        values: dict[str, Any] = dict(
+            base_url=base_url,
+            model="fake-model",
+            search="local",
+            corpus=corpus_path,
+            index_dir=index_dir,
+            summarize_pages=False,
+        )
         values.update(overrides)
         cfg = WideSeekConfig(**values)
         if llm is None:

@@ -14,10 +14,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
-    env.update(WIDESEEK_DEMO_DIR=str(tmp_path / "demo"), XDG_CACHE_HOME=str(tmp_path / "cache"),
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, str(ROOT / "examples" / script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        WIDESEEK_DEMO_DIR=str(tmp_path / "demo"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow

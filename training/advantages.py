@@ -195,8 +195,12 @@ def fold_batch(
     (``--reward.clip_range``).
     """
     m = len(rewards)
-    for name, seq in (("group_keys", group_keys), ("rollout_keys", rollout_keys), ("agent_keys", agent_keys),
-                      ("row_tokens", row_tokens)):
+    for name, seq in (
+        ("group_keys", group_keys),
+        ("rollout_keys", rollout_keys),
+        ("agent_keys", agent_keys),
+        ("row_tokens", row_tokens),
+    ):
         if len(seq) != m:
             raise ValueError(f"{name} has {len(seq)} entries, rewards has {m}")
     if m == 0:

@@ -34,8 +34,9 @@ except Exception:  # no OpenRLHF here (CPU tests, offline use): the same interfa
         """Stand-in with OpenRLHF 0.11.2's interface (``openrlhf.utils.agent.AgentExecutorBase``)."""
 
         @abstractmethod
-        async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine,
-                          images=None):
+        async def execute(
+            self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None
+        ):
             raise NotImplementedError
 
 
@@ -46,10 +47,12 @@ class AgentExecutor(AgentExecutorBase):
     def __init__(self, settings=None, *, reward_fn=None):
         self.runner = RolloutRunner(settings or ExecutorSettings.from_env(), reward_fn=reward_fn)
 
-    async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine,
-                      images=None):
-        return await self.runner.execute(prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine,
-                                         images=images)
+    async def execute(
+        self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None
+    ):
+        return await self.runner.execute(
+            prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine, images=images
+        )
 
     async def aclose(self):
         await self.runner.aclose()

@@ -57,7 +57,8 @@ class TaskLabel(BaseModel):
     unique_columns: list[str] = Field(default_factory=list)
     required_columns: list[str] = Field(default_factory=list)
     evaluation: dict[str, Any] | None = Field(
-        None, description="The task's evaluation spec (WideSearch: unique_columns, required, eval_pipeline).")
+        None, description="The task's evaluation spec (WideSearch: unique_columns, required, eval_pipeline)."
+    )
     answers: list[str] = Field(default_factory=list, description="Accepted answers (QA tasks).")
 
     def to_label(self) -> str:
@@ -147,16 +148,26 @@ def convert_wideseek_record(rec: dict[str, Any], *, source: str = "wideseek-r1")
         header = [normalize_column(h) for h in gold_rows[0]]
         unique = [normalize_column(c) for c in _str_list(rec.get("unique_columns"), "unique_columns")]
         if not unique and evaluation:
-            unique = [normalize_column(c) for c in _str_list(evaluation.get("unique_columns"), "unique_columns")]
+            unique = [
+                normalize_column(c) for c in _str_list(evaluation.get("unique_columns"), "unique_columns")
+            ]
         required = [normalize_column(c) for c in _str_list((evaluation or {}).get("required"), "required")]
         if not required:
             required = header
         missing = [c for c in [*unique, *required] if c not in header]
         if missing:
             raise RecordError(f"columns {missing} are not in the gold table's header {header}")
-        label = TaskLabel(instance_id=iid, kind="table", language=language, source=source, gold_table=gold,
-                          gold_format="markdown", unique_columns=unique, required_columns=required,
-                          evaluation=evaluation)
+        label = TaskLabel(
+            instance_id=iid,
+            kind="table",
+            language=language,
+            source=source,
+            gold_table=gold,
+            gold_format="markdown",
+            unique_columns=unique,
+            required_columns=required,
+            evaluation=evaluation,
+        )
         datasource = "width" if source == "wideseek-r1" else source
     else:
         try:
@@ -166,13 +177,21 @@ def convert_wideseek_record(rec: dict[str, Any], *, source: str = "wideseek-r1")
         answers = [a.strip() for a in answers if a.strip()]
         if not answers:
             raise RecordError("QA task with an empty 'answer'")
-        label = TaskLabel(instance_id=iid, kind="qa", language=language, source=source, answers=answers,
-                          evaluation=evaluation)
+        label = TaskLabel(
+            instance_id=iid,
+            kind="qa",
+            language=language,
+            source=source,
+            answers=answers,
+            evaluation=evaluation,
+        )
         datasource = "depth" if source == "wideseek-r1" else source
     return {"prompt": question, "label": label.to_label(), "datasource": datasource, "instance_id": iid}
 
 
-def convert_widesearch_record(rec: dict[str, Any], gold_dir: Path, *, source: str = "widesearch") -> dict[str, str]:
+def convert_widesearch_record(
+    rec: dict[str, Any], gold_dir: Path, *, source: str = "widesearch"
+) -> dict[str, str]:
     """One WideSearch task plus its gold CSV file -> ``{prompt, label, datasource, instance_id}``."""
     iid = str(rec.get("instance_id") or "").strip()
     if not iid:
@@ -200,10 +219,17 @@ def convert_widesearch_task(rec: dict[str, Any], gold: str, *, source: str = "wi
         raise RecordError("'evaluation' must be a JSON object with 'unique_columns' and 'required'")
     if gold.startswith("\ufeff"):
         gold = gold[1:]
-    label = TaskLabel(instance_id=iid, kind="table", language=str(rec.get("language") or "en"), source=source,
-                      gold_table=gold, gold_format="csv",
-                      unique_columns=[str(c) for c in evaluation["unique_columns"]],
-                      required_columns=[str(c) for c in evaluation["required"]], evaluation=evaluation)
+    label = TaskLabel(
+        instance_id=iid,
+        kind="table",
+        language=str(rec.get("language") or "en"),
+        source=source,
+        gold_table=gold,
+        gold_format="csv",
+        unique_columns=[str(c) for c in evaluation["unique_columns"]],
+        required_columns=[str(c) for c in evaluation["required"]],
+        evaluation=evaluation,
+    )
     return {"prompt": query, "label": label.to_label(), "datasource": source, "instance_id": iid}
 
 
@@ -280,8 +306,16 @@ def convert_all(
     return out
 
 
-def synthetic_world_rows(seed: int, categories: int, entities: int, named_count: int, corpus_out: Path, *,
-                         on_error: Literal["raise", "skip"] = "raise", stats: ConvertStats) -> list[dict[str, str]]:
+def synthetic_world_rows(
+    seed: int,
+    categories: int,
+    entities: int,
+    named_count: int,
+    corpus_out: Path,
+    *,
+    on_error: Literal["raise", "skip"] = "raise",
+    stats: ConvertStats,
+) -> list[dict[str, str]]:
     """Generate the benchmark's synthetic world (``langgraph_wideseek.testing``), write its corpus, and
     return its tasks (a list task and a named task per category) as dataset rows."""
     from langgraph_wideseek.testing import World
@@ -291,8 +325,12 @@ def synthetic_world_rows(seed: int, categories: int, entities: int, named_count:
     tasks = world.tasks(named_count=min(named_count, entities))
     golds = {t.instance_id: t.gold_csv() for t in tasks}
     items = ((f"world {seed}: {t.instance_id}", t.record()) for t in tasks)
-    return convert_all(items, lambda r: convert_widesearch_task(r, golds[r["instance_id"]], source="synthetic"),
-                       on_error=on_error, stats=stats)
+    return convert_all(
+        items,
+        lambda r: convert_widesearch_task(r, golds[r["instance_id"]], source="synthetic"),
+        on_error=on_error,
+        stats=stats,
+    )
 
 
 def write_dataset(rows: list[dict[str, str]], path: str | Path) -> None:
@@ -302,8 +340,11 @@ def write_dataset(rows: list[dict[str, str]], path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     features = Features({k: Value("string") for k in ("prompt", "label", "datasource", "instance_id")})
-    ds = Dataset.from_list(rows, features=features) if rows else Dataset.from_dict(
-        {k: [] for k in features}, features=features)
+    ds = (
+        Dataset.from_list(rows, features=features)
+        if rows
+        else Dataset.from_dict({k: [] for k in features}, features=features)
+    )
     tmp = p.with_name(p.name + ".part")
     try:
         if p.suffix == ".parquet":
@@ -317,8 +358,17 @@ def write_dataset(rows: list[dict[str, str]], path: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def split_and_write(rows: list[dict[str, str]], out: str | Path, *, eval_out: str | Path | None, eval_size: int,
-                    shuffle: bool, seed: int, limit: int | None, stats: ConvertStats) -> None:
+def split_and_write(
+    rows: list[dict[str, str]],
+    out: str | Path,
+    *,
+    eval_out: str | Path | None,
+    eval_size: int,
+    shuffle: bool,
+    seed: int,
+    limit: int | None,
+    stats: ConvertStats,
+) -> None:
     if shuffle:
         random.Random(seed).shuffle(rows)
     eval_rows: list[dict[str, str]] = []
@@ -345,13 +395,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shuffle", action="store_true", help="shuffle before splitting (seeded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="keep at most N training tasks")
-    p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
-                   help="a malformed record stops the run (default) or is skipped and reported")
+    p.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="a malformed record stops the run (default) or is skipped and reported",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.data",
-                                description="Build OpenRLHF prompt datasets for WideSeek training.")
+    p = argparse.ArgumentParser(
+        prog="python -m training.data", description="Build OpenRLHF prompt datasets for WideSeek training."
+    )
     sub = p.add_subparsers(dest="source", required=True)
     w = sub.add_parser("wideseek-r1", help="WideSeek-R1 training files (width/depth/hybrid format)")
     w.add_argument("inputs", nargs="+", help=".jsonl/.json/.parquet files")
@@ -361,16 +416,20 @@ def _parser() -> argparse.ArgumentParser:
     ws.add_argument("--gold", required=True, help="folder of <instance_id>.csv gold tables")
     _common(ws)
     syn = sub.add_parser(
-        "synthetic", help="synthetic tasks: generated from the benchmark world (--world-seed), or read from files "
-                          "in WideSeek-R1 or WideSearch format")
+        "synthetic",
+        help="synthetic tasks: generated from the benchmark world (--world-seed), or read from files "
+        "in WideSeek-R1 or WideSearch format",
+    )
     syn.add_argument("inputs", nargs="*", help="task files (omit with --world-seed)")
     syn.add_argument("--gold", help="gold CSV folder, when the task files are in WideSearch format")
     syn.add_argument("--world-seed", type=int, help="generate a synthetic world with this seed")
     syn.add_argument("--categories", type=int, default=20, help="categories of the generated world")
     syn.add_argument("--entities", type=int, default=8, help="entities per category")
     syn.add_argument("--named-count", type=int, default=4, help="entities named in each 'named' task")
-    syn.add_argument("--corpus-out", help="with --world-seed: write the world's corpus here (JSONL) for the "
-                                          "local search backend")
+    syn.add_argument(
+        "--corpus-out",
+        help="with --world-seed: write the world's corpus here (JSONL) for the local search backend",
+    )
     _common(syn)
     return p
 
@@ -386,15 +445,26 @@ def main(argv: list[str] | None = None) -> int:
             gold = Path(args.gold)
             if not gold.is_dir():
                 raise ValueError(f"--gold {gold} is not a folder")
-            rows = convert_all(read_records(args.tasks), lambda r: convert_widesearch_record(r, gold),
-                               on_error=args.on_error, stats=stats)
+            rows = convert_all(
+                read_records(args.tasks),
+                lambda r: convert_widesearch_record(r, gold),
+                on_error=args.on_error,
+                stats=stats,
+            )
         elif args.source == "synthetic" and args.world_seed is not None:
             if args.inputs:
                 raise ValueError("give task files or --world-seed, not both")
             if not args.corpus_out:
                 raise ValueError("--world-seed needs --corpus-out (the corpus the generated tasks are about)")
-            rows = synthetic_world_rows(args.world_seed, args.categories, args.entities, args.named_count,
-                                        Path(args.corpus_out), on_error=args.on_error, stats=stats)
+            rows = synthetic_world_rows(
+                args.world_seed,
+                args.categories,
+                args.entities,
+                args.named_count,
+                Path(args.corpus_out),
+                on_error=args.on_error,
+                stats=stats,
+            )
         else:
             if not args.inputs:
                 raise ValueError("no task files given")
@@ -412,18 +482,28 @@ def main(argv: list[str] | None = None) -> int:
                 return convert_wideseek_record(rec, source=source)
 
             rows = convert_all(items(), convert, on_error=args.on_error, stats=stats)
-        split_and_write(rows, args.out, eval_out=args.eval_out, eval_size=args.eval_size, shuffle=args.shuffle,
-                        seed=args.seed, limit=args.limit, stats=stats)
+        split_and_write(
+            rows,
+            args.out,
+            eval_out=args.eval_out,
+            eval_size=args.eval_size,
+            shuffle=args.shuffle,
+            seed=args.seed,
+            limit=args.limit,
+            stats=stats,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for s in stats.skipped:
         print(f"skipped {s}", file=sys.stderr)
     parts = ", ".join(f"{k}: {v}" for k, v in sorted(stats.by_datasource.items()))
-    print(f"wrote {stats.written} tasks to {args.out} ({parts})"
-          + (f"; {stats.eval_written} to {args.eval_out}" if args.eval_out else "")
-          + (f"; skipped {len(stats.skipped)}" if stats.skipped else "")
-          + (f"; dropped {stats.duplicates} duplicate ids" if stats.duplicates else ""))
+    print(
+        f"wrote {stats.written} tasks to {args.out} ({parts})"
+        + (f"; {stats.eval_written} to {args.eval_out}" if args.eval_out else "")
+        + (f"; skipped {len(stats.skipped)}" if stats.skipped else "")
+        + (f"; dropped {stats.duplicates} duplicate ids" if stats.duplicates else "")
+    )
     return 0
 
 

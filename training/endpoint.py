@@ -123,9 +123,13 @@ def _text(content: Any) -> str:
             elif isinstance(p, dict) and p.get("type", "text") == "text":
                 parts.append(str(p.get("text", "")))
             else:
-                raise EndpointError(400, f"unsupported content part type {p.get('type') if isinstance(p, dict) else p!r}")
+                raise EndpointError(
+                    400, f"unsupported content part type {p.get('type') if isinstance(p, dict) else p!r}"
+                )
         return "".join(parts)
-    raise EndpointError(400, f"message content must be a string or a list of parts, got {type(content).__name__}")
+    raise EndpointError(
+        400, f"message content must be a string or a list of parts, got {type(content).__name__}"
+    )
 
 
 def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,7 +163,8 @@ def context_error(max_length: int, prompt_len: int) -> EndpointError:
     return EndpointError(
         400,
         f"This model's maximum context length is {max_length} tokens. However, your request has "
-        f"{prompt_len} input tokens. Please reduce the length of the input messages.")
+        f"{prompt_len} input tokens. Please reduce the length of the input messages.",
+    )
 
 
 class ChatEndpoint:
@@ -254,7 +259,9 @@ class ChatEndpoint:
         self._pool.shutdown(wait=False)
 
     # --- rollouts ------------------------------------------------------------------------------------------
-    def open_rollout(self, rollout_id: str, *, engine: LLMEngine, sampling_params: Any, max_length: int) -> str:
+    def open_rollout(
+        self, rollout_id: str, *, engine: LLMEngine, sampling_params: Any, max_length: int
+    ) -> str:
         """Register a rollout; its graph talks to the returned base URL."""
         if "/" in rollout_id or not rollout_id:
             raise ValueError(f"bad rollout id {rollout_id!r}")
@@ -274,8 +281,9 @@ class ChatEndpoint:
         return web.Response(text="ok")
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            {"id": self.model_name, "object": "model", "owned_by": "wideseek"}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": self.model_name, "object": "model", "owned_by": "wideseek"}]}
+        )
 
     def _slot(self, request: web.Request, body: dict[str, Any]) -> _Slot:
         rid = request.match_info.get("rollout") or body.get(ROLLOUT_FIELD) or DEFAULT_ROLLOUT
@@ -297,7 +305,9 @@ class ChatEndpoint:
             try:
                 req = ChatRequest.model_validate(raw)
             except ValidationError as e:
-                raise EndpointError(400, f"invalid request: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}") from None
+                raise EndpointError(
+                    400, f"invalid request: {e.errors()[0]['loc']}: {e.errors()[0]['msg']}"
+                ) from None
             body = await self.complete(req, slot)
             return web.json_response(body, dumps=lambda o: json.dumps(o, ensure_ascii=False))
         except EndpointError as e:
@@ -306,11 +316,16 @@ class ChatEndpoint:
             return web.json_response(e.body(), status=e.status)
 
     # --- the work ------------------------------------------------------------------------------------------
-    def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                template_kwargs: dict[str, Any]) -> list[int]:
+    def _render(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        template_kwargs: dict[str, Any],
+    ) -> list[int]:
         try:
             text = self.tokenizer.apply_chat_template(
-                messages, tools=tools or None, add_generation_prompt=True, tokenize=False, **template_kwargs)
+                messages, tools=tools or None, add_generation_prompt=True, tokenize=False, **template_kwargs
+            )
         except Exception as e:  # jinja errors, raise_exception() in the template
             raise EndpointError(400, f"chat template failed: {type(e).__name__}: {e}") from None
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -321,7 +336,11 @@ class ChatEndpoint:
             ids = ids[:-1]  # the stop token is trained on (it is in token_ids) but is not text
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
         stops = getattr(sampling, "stop", None) or []
-        if gen.finish_reason == "stop" and stops and not getattr(sampling, "include_stop_str_in_output", False):
+        if (
+            gen.finish_reason == "stop"
+            and stops
+            and not getattr(sampling, "include_stop_str_in_output", False)
+        ):
             cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
             if cut >= 0:
                 text = text[:cut]
@@ -339,7 +358,8 @@ class ChatEndpoint:
         loop = asyncio.get_running_loop()
         messages = normalize_messages(req.messages)
         prompt_ids = await loop.run_in_executor(
-            self._pool, self._render, messages, req.tools, dict(req.chat_template_kwargs or {}))
+            self._pool, self._render, messages, req.tools, dict(req.chat_template_kwargs or {})
+        )
         n_prompt = len(prompt_ids)
         if n_prompt >= slot.max_length:
             slot.stats.context_rejections += 1
@@ -351,9 +371,11 @@ class ChatEndpoint:
         if asked is not None and asked > room and self.strict_max_tokens:
             slot.stats.context_rejections += 1
             raise EndpointError(
-                400, f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's maximum "
-                     f"context length is {slot.max_length} tokens and your request has {n_prompt} input tokens "
-                     f"({asked} > {slot.max_length} - {n_prompt}).")
+                400,
+                f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's maximum "
+                f"context length is {slot.max_length} tokens and your request has {n_prompt} input tokens "
+                f"({asked} > {slot.max_length} - {n_prompt}).",
+            )
         max_tokens = min(asked, room) if asked is not None else room
         cap = getattr(slot.sampling_params, "max_tokens", None)  # OpenRLHF's --rollout.max_new_tokens
         if cap:
@@ -361,10 +383,19 @@ class ChatEndpoint:
         stop = [req.stop] if isinstance(req.stop, str) else req.stop
         try:
             sampling = make_sampling_params(
-                slot.sampling_params, n=1, max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
-                top_k=req.top_k, min_p=req.min_p, seed=req.seed, stop=stop,
-                repetition_penalty=req.repetition_penalty, presence_penalty=req.presence_penalty,
-                frequency_penalty=req.frequency_penalty, min_tokens=req.min_tokens,
+                slot.sampling_params,
+                n=1,
+                max_tokens=max_tokens,
+                temperature=req.temperature,
+                top_p=req.top_p,
+                top_k=req.top_k,
+                min_p=req.min_p,
+                seed=req.seed,
+                stop=stop,
+                repetition_penalty=req.repetition_penalty,
+                presence_penalty=req.presence_penalty,
+                frequency_penalty=req.frequency_penalty,
+                min_tokens=req.min_tokens,
                 # always ask for the sampled token's logprob: rows carry the rollout logprobs
                 logprobs=max(1, req.top_logprobs or 0),
             )
@@ -379,7 +410,9 @@ class ChatEndpoint:
             raise
         except Exception as e:
             log.exception("engine.generate failed")
-            raise EndpointError(500, f"generation failed: {type(e).__name__}: {e}", "InternalServerError") from None
+            raise EndpointError(
+                500, f"generation failed: {type(e).__name__}: {e}", "InternalServerError"
+            ) from None
         slot.stats.generate_seconds += time.perf_counter() - t0
 
         text, pieces = await loop.run_in_executor(self._pool, self._decode, gen, sampling, req.logprobs)
@@ -411,12 +444,16 @@ class ChatEndpoint:
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
         if req.logprobs:
             if gen.logprobs is None:
-                raise EndpointError(500, "the engine returned no logprobs although they were requested",
-                                    "InternalServerError")
+                raise EndpointError(
+                    500, "the engine returned no logprobs although they were requested", "InternalServerError"
+                )
             assert pieces is not None
-            choice["logprobs"] = {"content": [
-                {"token": p, "logprob": lp, "bytes": list(p.encode("utf-8")), "top_logprobs": []}
-                for p, lp in zip(pieces, gen.logprobs)]}
+            choice["logprobs"] = {
+                "content": [
+                    {"token": p, "logprob": lp, "bytes": list(p.encode("utf-8")), "top_logprobs": []}
+                    for p, lp in zip(pieces, gen.logprobs)
+                ]
+            }
         if req.return_token_ids:
             choice["token_ids"] = gen.token_ids
         body: dict[str, Any] = {
@@ -425,8 +462,11 @@ class ChatEndpoint:
             "created": int(time.time()),
             "model": req.model or self.model_name,
             "choices": [choice],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(gen.token_ids),
-                      "total_tokens": n_prompt + len(gen.token_ids)},
+            "usage": {
+                "prompt_tokens": n_prompt,
+                "completion_tokens": len(gen.token_ids),
+                "total_tokens": n_prompt + len(gen.token_ids),
+            },
         }
         if req.return_token_ids:
             body["prompt_token_ids"] = prompt_ids

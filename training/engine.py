@@ -24,9 +24,23 @@ from typing import Any, Protocol, runtime_checkable
 
 # The SamplingParams fields this project sets; the other fields of a vLLM object are carried over as they are.
 _SAMPLING_FIELDS = (
-    "n", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "stop_token_ids", "max_tokens", "min_tokens",
-    "logprobs", "repetition_penalty", "presence_penalty", "frequency_penalty", "skip_special_tokens",
-    "include_stop_str_in_output", "ignore_eos",
+    "n",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "stop",
+    "stop_token_ids",
+    "max_tokens",
+    "min_tokens",
+    "logprobs",
+    "repetition_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "skip_special_tokens",
+    "include_stop_str_in_output",
+    "ignore_eos",
 )
 
 
@@ -88,8 +102,11 @@ def sampling_fields(params: Any) -> dict[str, Any]:
     names = getattr(type(params), "__struct_fields__", None)  # vLLM's msgspec struct
     if names is None:
         names = _SAMPLING_FIELDS
-    return {k: copy.deepcopy(getattr(params, k)) for k in names
-            if not k.startswith("_") and k not in _DERIVED and hasattr(params, k)}
+    return {
+        k: copy.deepcopy(getattr(params, k))
+        for k in names
+        if not k.startswith("_") and k not in _DERIVED and hasattr(params, k)
+    }
 
 
 def make_sampling_params(base: Any = None, *, factory: type | None = None, **overrides: Any) -> Any:
@@ -148,8 +165,9 @@ class RequestOutput:
 class LLMEngine(Protocol):
     """What ``execute`` receives as ``llm_engine`` (OpenRLHF's ``RolloutRayActor``)."""
 
-    async def generate(self, prompt_token_ids: list[int], sampling_params: Any,
-                       multi_modal_data: Any = None) -> Any: ...
+    async def generate(
+        self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None
+    ) -> Any: ...
 
 
 @dataclass
@@ -187,5 +205,6 @@ def read_generation(request_output: Any) -> Generation:
         if logprobs is not None and len(logprobs) != len(token_ids):
             logprobs = None
     finish = getattr(out, "finish_reason", None) or "stop"
-    return Generation(token_ids=token_ids, logprobs=logprobs, finish_reason=str(finish),
-                      text=getattr(out, "text", None))
+    return Generation(
+        token_ids=token_ids, logprobs=logprobs, finish_reason=str(finish), text=getattr(out, "text", None)
+    )

@@ -52,9 +52,13 @@ class RefreshConfig(BaseModel):
     api_key: SecretStr | None = Field(None, repr=False, description="Sent as a bearer token when set.")
     pause_mode: str = Field("wait", description="'wait' lets in-flight requests finish before the reload.")
     request_timeout: float = Field(60.0, gt=0)
-    reload_timeout: float = Field(1800.0, gt=0, description="Seconds the reload may take (large models: minutes).")
+    reload_timeout: float = Field(
+        1800.0, gt=0, description="Seconds the reload may take (large models: minutes)."
+    )
     path_map: tuple[str, str] | None = Field(
-        None, description="(local prefix, server prefix) when the server sees the checkpoint under another path.")
+        None,
+        description="(local prefix, server prefix) when the server sees the checkpoint under another path.",
+    )
 
     @field_validator("server")
     @classmethod
@@ -104,22 +108,31 @@ class WeightRefresher:
         if self.config.path_map:
             local, remote = self.config.path_map
             if p.startswith(local):
-                p = remote + p[len(local):]
+                p = remote + p[len(local) :]
         return p
 
-    async def _post(self, route: str, *, params: dict[str, str] | None = None, body: Any = None,
-                    timeout: float | None = None) -> Any:
+    async def _post(
+        self,
+        route: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         url = self.config.server + route
         t = aiohttp.ClientTimeout(total=timeout or self.config.request_timeout)
         try:
-            async with self._session.post(url, params=params, json=body, headers=self._headers(), timeout=t) as r:
+            async with self._session.post(
+                url, params=params, json=body, headers=self._headers(), timeout=t
+            ) as r:
                 text = await r.text()
                 if r.status == 404:
                     raise DevModeRequired(
                         f"{self.config.server}{route} answered 404: the server has no dev-mode routes. Start it "
-                        "with VLLM_SERVER_DEV_MODE=1 (on a private network: these routes are unauthenticated).")
+                        "with VLLM_SERVER_DEV_MODE=1 (on a private network: these routes are unauthenticated)."
+                    )
                 if r.status in (401, 403):
                     raise RefreshError(f"{route}: HTTP {r.status} (check the API key given for this server)")
                 if r.status >= 400:
@@ -131,7 +144,9 @@ class WeightRefresher:
                 except json.JSONDecodeError:
                     return text
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-            raise RefreshError(self._redact(f"{route}: cannot reach {self.config.server}: {type(e).__name__}: {e}")) from None
+            raise RefreshError(
+                self._redact(f"{route}: cannot reach {self.config.server}: {type(e).__name__}: {e}")
+            ) from None
 
     async def refresh(self, weights_path: str | Path) -> RefreshReport:
         """Reload the server's weights from ``weights_path``; the server is resumed whatever happens after the
@@ -199,7 +214,9 @@ def weights_complete(path: Path) -> bool:
 
 
 def _snapshot(path: Path) -> tuple[tuple[str, int, int], ...]:
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
+    return tuple(
+        sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file())
+    )
 
 
 class CheckpointWatcher:
@@ -211,8 +228,14 @@ class CheckpointWatcher:
     next poll; :class:`DevModeRequired` stops the watcher (retrying cannot help).
     """
 
-    def __init__(self, ckpt_path: str | Path, refresher: WeightRefresher, *, interval: float = 30.0,
-                 after_step: int = -1) -> None:
+    def __init__(
+        self,
+        ckpt_path: str | Path,
+        refresher: WeightRefresher,
+        *,
+        interval: float = 30.0,
+        after_step: int = -1,
+    ) -> None:
         self.ckpt_path = Path(ckpt_path)
         self.refresher = refresher
         self.interval = interval
@@ -269,16 +292,22 @@ class CheckpointWatcher:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.refresh", description=__doc__.split("\n\n")[0])
     p.add_argument("--server", required=True, help="vLLM server root URL, e.g. http://10.0.0.5:8000")
-    p.add_argument("--api-key-env", default="VLLM_API_KEY",
-                   help="environment variable holding the server's API key (default: VLLM_API_KEY)")
+    p.add_argument(
+        "--api-key-env",
+        default="VLLM_API_KEY",
+        help="environment variable holding the server's API key (default: VLLM_API_KEY)",
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--weights", help="reload this HF folder once")
     what.add_argument("--ckpt-path", help="OpenRLHF --ckpt.path; refresh from its newest global_step*_hf")
     p.add_argument("--watch", action="store_true", help="with --ckpt-path: keep polling for new steps")
     p.add_argument("--interval", type=float, default=30.0, help="seconds between polls (default 30)")
     p.add_argument("--after-step", type=int, default=-1, help="ignore steps up to this one")
-    p.add_argument("--path-map", metavar="LOCAL=REMOTE",
-                   help="rewrite a path prefix when the server mounts the checkpoints elsewhere")
+    p.add_argument(
+        "--path-map",
+        metavar="LOCAL=REMOTE",
+        help="rewrite a path prefix when the server mounts the checkpoints elsewhere",
+    )
     p.add_argument("--reload-timeout", type=float, default=1800.0)
     return p
 
@@ -292,15 +321,18 @@ async def _amain(args: argparse.Namespace) -> int:
         local, remote = args.path_map.split("=", 1)
         path_map = (local, remote)
     key = os.environ.get(args.api_key_env) or None
-    cfg = RefreshConfig(server=args.server, api_key=key, path_map=path_map, reload_timeout=args.reload_timeout)
+    cfg = RefreshConfig(
+        server=args.server, api_key=key, path_map=path_map, reload_timeout=args.reload_timeout
+    )
     async with WeightRefresher(cfg) as refresher:
         try:
             if args.weights:
                 rep = await refresher.refresh(args.weights)
                 print(f"reloaded {rep.weights_path} in {rep.seconds:.1f} s")
                 return 0
-            watcher = CheckpointWatcher(args.ckpt_path, refresher, interval=args.interval,
-                                        after_step=args.after_step)
+            watcher = CheckpointWatcher(
+                args.ckpt_path, refresher, interval=args.interval, after_step=args.after_step
+            )
             if args.watch:
                 await watcher.run()
                 return 0

@@ -41,26 +41,39 @@ class RewardSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     function: str | None = Field(
-        None, description="A custom reward, 'package.module:function' or '/path/file.py:function'. Default: "
-                          "the WideSeek-R1 reward of langgraph_wideseek.eval.reward.")
+        None,
+        description="A custom reward, 'package.module:function' or '/path/file.py:function'. Default: "
+        "the WideSeek-R1 reward of langgraph_wideseek.eval.reward.",
+    )
     mode: Literal["generic", "benchmark"] = Field(
-        "generic", description="generic: the paper's training scoring (LLM judge on non-key cells); benchmark: "
-                               "each column's WideSearch metric.")
+        "generic",
+        description="generic: the paper's training scoring (LLM judge on non-key cells); benchmark: "
+        "each column's WideSearch metric.",
+    )
     judge: Literal["openai", "exact"] = Field(
-        "openai", description="openai: an OpenAI-compatible judge model; exact: string equality, no model "
-                              "(only sound for tasks without llm_judge columns).")
+        "openai",
+        description="openai: an OpenAI-compatible judge model; exact: string equality, no model "
+        "(only sound for tasks without llm_judge columns).",
+    )
     judge_base_url: str | None = None
     judge_model: str | None = None
-    judge_api_key_env: str = Field("WIDESEEK_JUDGE_API_KEY",
-                                   description="Environment variable holding the judge's API key.")
+    judge_api_key_env: str = Field(
+        "WIDESEEK_JUDGE_API_KEY", description="Environment variable holding the judge's API key."
+    )
     judge_concurrency: int = Field(16, ge=1, description="Judge requests in flight per rollout actor.")
     judge_cache_dir: str | None = Field(None, description="Cache judge replies on disk here.")
 
     def problem(self) -> str | None:
         """Why the default reward cannot run with these settings (``None``: it can)."""
-        if self.function is None and self.judge == "openai" and not (self.judge_base_url and self.judge_model):
-            return ("reward.judge 'openai' needs reward.judge_base_url and reward.judge_model (or set "
-                    "reward.judge to 'exact', or reward.function to a custom reward)")
+        if (
+            self.function is None
+            and self.judge == "openai"
+            and not (self.judge_base_url and self.judge_model)
+        ):
+            return (
+                "reward.judge 'openai' needs reward.judge_base_url and reward.judge_model (or set "
+                "reward.judge to 'exact', or reward.function to a custom reward)"
+            )
         return None
 
 
@@ -91,7 +104,9 @@ def as_reward(value: Any) -> RewardOut:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if hasattr(value, "total"):
             return float(value.total), {p: float(getattr(value, p)) for p in BREAKDOWN_PARTS}
-        raise TypeError(f"a reward must be a number, (number, parts) or a RewardBreakdown; got {type(value)!r}")
+        raise TypeError(
+            f"a reward must be a number, (number, parts) or a RewardBreakdown; got {type(value)!r}"
+        )
     return float(value), {}
 
 
@@ -103,8 +118,13 @@ def build_judge(settings: RewardSettings) -> Any:
     from langgraph_wideseek.eval.judge import OpenAIJudge
 
     key = os.environ.get(settings.judge_api_key_env) or None
-    return OpenAIJudge(settings.judge_base_url or "", settings.judge_model or "", key,
-                       concurrency=settings.judge_concurrency, cache_dir=settings.judge_cache_dir)
+    return OpenAIJudge(
+        settings.judge_base_url or "",
+        settings.judge_model or "",
+        key,
+        concurrency=settings.judge_concurrency,
+        cache_dir=settings.judge_cache_dir,
+    )
 
 
 class RolloutReward:

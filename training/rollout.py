@@ -44,17 +44,24 @@ CONFIG_ENV = "WIDESEEK_TRAIN_CONFIG"
 class ExecutorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    graph: dict[str, Any] = Field(default_factory=dict, description="WideSeekConfig fields for every rollout.")
+    graph: dict[str, Any] = Field(
+        default_factory=dict, description="WideSeekConfig fields for every rollout."
+    )
     reward: RewardSettings = Field(default_factory=RewardSettings)
     merge_prefix: bool = Field(False, description="Merge consecutive calls of an agent when the ids extend.")
-    strict_max_tokens: bool = Field(False, description="400 on prompt + max_tokens > context (vLLM) "
-                                                       "instead of clamping max_tokens.")
+    strict_max_tokens: bool = Field(
+        False, description="400 on prompt + max_tokens > context (vLLM) instead of clamping max_tokens."
+    )
     rollout_timeout: float | None = Field(None, gt=0, description="Seconds one rollout may take.")
     on_rollout_error: Literal["raise", "drop"] = Field(
-        "raise", description="A rollout that raises (a bug, a timeout): fail the step, or log it and return "
-                             "no rows.")
-    max_inflight_requests: int = Field(4096, ge=1, description="Client-side cap of requests in flight to "
-                                                               "the engine per actor (vLLM queues the rest).")
+        "raise",
+        description="A rollout that raises (a bug, a timeout): fail the step, or log it and return no rows.",
+    )
+    max_inflight_requests: int = Field(
+        4096,
+        ge=1,
+        description="Client-side cap of requests in flight to the engine per actor (vLLM queues the rest).",
+    )
     model_name: str = "wideseek-policy"
 
     @classmethod
@@ -89,27 +96,38 @@ class RolloutRunner:
     async def _ensure_ready(self, hf_tokenizer: Any) -> ChatEndpoint:
         async with self._lock:
             if self.endpoint is None:
-                ep = ChatEndpoint(hf_tokenizer, model_name=self.settings.model_name,
-                                  strict_max_tokens=self.settings.strict_max_tokens)
+                ep = ChatEndpoint(
+                    hf_tokenizer,
+                    model_name=self.settings.model_name,
+                    strict_max_tokens=self.settings.strict_max_tokens,
+                )
                 await ep.start()
                 self.endpoint = ep
             if self._backends is None:
                 from langgraph_wideseek.tools.factory import build_backends
 
                 # Built once per actor and shared by every rollout (opening an index per rollout would be waste).
-                cfg = self.graph_config(base_url=self.endpoint.base_url, temperature=1.0, top_p=1.0,
-                                        max_length=1 << 20)
+                cfg = self.graph_config(
+                    base_url=self.endpoint.base_url, temperature=1.0, top_p=1.0, max_length=1 << 20
+                )
                 self._backends = await asyncio.to_thread(build_backends, cfg)
             return self.endpoint
 
-    def graph_config(self, *, base_url: str, temperature: float, top_p: float, max_length: int,
-                     top_k: int | None = None) -> WideSeekConfig:
+    def graph_config(
+        self, *, base_url: str, temperature: float, top_p: float, max_length: int, top_k: int | None = None
+    ) -> WideSeekConfig:
         fields = dict(self.settings.graph)
         context = min(int(fields.get("context_tokens", 32_000)), max_length)
         fields.update(
-            base_url=base_url, model=self.settings.model_name, api_key=None,
-            temperature=temperature, top_p=top_p, top_k=top_k,
-            return_token_ids=True, logprobs=True, keep_reasoning=True,
+            base_url=base_url,
+            model=self.settings.model_name,
+            api_key=None,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            return_token_ids=True,
+            logprobs=True,
+            keep_reasoning=True,
             context_tokens=context,
             max_prompt_tokens=min(int(fields.get("max_prompt_tokens", 4096)), context - 1),
             max_inflight_requests=self.settings.max_inflight_requests,
@@ -129,14 +147,17 @@ class RolloutRunner:
             self._backends = None
 
     # --- one rollout -------------------------------------------------------------------------------------
-    async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine,
-                      images=None):
+    async def execute(
+        self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None
+    ):
         if images:
             raise ValueError("WideSeek rollouts are text-only; the dataset carries images")
         task = parse_label(label)
         if "<|im_start|>" in prompt:
-            raise ValueError("the prompt is already chat-templated: run OpenRLHF without --data.apply_chat_template "
-                             "(the graph renders each agent's own chat)")
+            raise ValueError(
+                "the prompt is already chat-templated: run OpenRLHF without --data.apply_chat_template "
+                "(the graph renders each agent's own chat)"
+            )
         endpoint = await self._ensure_ready(hf_tokenizer)
         rid = uuid.uuid4().hex
         endpoint.open_rollout(rid, engine=llm_engine, sampling_params=sampling_params, max_length=max_length)
@@ -154,18 +175,30 @@ class RolloutRunner:
         seconds = time.perf_counter() - t0
         extra = self._extra_logs(result, reward, parts, served, seconds)
         stats = RowStats()
-        rows = trajectory_to_rows(result.trajectory, reward, prompt=prompt, label=label, extra_logs=extra,
-                                  merge_prefix=self.settings.merge_prefix, stats=stats)
+        rows = trajectory_to_rows(
+            result.trajectory,
+            reward,
+            prompt=prompt,
+            label=label,
+            extra_logs=extra,
+            merge_prefix=self.settings.merge_prefix,
+            stats=stats,
+        )
         for row in rows:
             row["extra_logs"]["rows"] = float(len(rows))
         self._merge_stats(stats)
         if not rows:
-            log.warning("rollout %s (task %s) produced no training rows: %s", rid, task.instance_id,
-                        "; ".join(result.errors) or "no model call returned")
+            log.warning(
+                "rollout %s (task %s) produced no training rows: %s",
+                rid,
+                task.instance_id,
+                "; ".join(result.errors) or "no model call returned",
+            )
         return rows
 
-    async def _run_graph(self, question: str, rid: str, endpoint: ChatEndpoint, sampling_params: Any,
-                         max_length: int) -> WideSeekResult:
+    async def _run_graph(
+        self, question: str, rid: str, endpoint: ChatEndpoint, sampling_params: Any, max_length: int
+    ) -> WideSeekResult:
         from langgraph_wideseek.graph import WideSeekGraph
         from langgraph_wideseek.model import ChatVLLM
 
@@ -202,8 +235,9 @@ class RolloutRunner:
         return (total if result.status == "ok" else 0.0), parts
 
     @staticmethod
-    def _extra_logs(result: WideSeekResult, reward: float, parts: dict[str, float], served: RolloutStats,
-                    seconds: float) -> dict[str, float]:
+    def _extra_logs(
+        result: WideSeekResult, reward: float, parts: dict[str, float], served: RolloutStats, seconds: float
+    ) -> dict[str, float]:
         traj = result.trajectory
         subs = traj.subagents
         lead = traj.lead
@@ -227,6 +261,14 @@ class RolloutRunner:
 
     def _merge_stats(self, s: RowStats) -> None:
         t = self.row_stats
-        for name in ("rows", "calls", "agents", "dropped_failed_subagents", "dropped_calls_failed_subagents",
-                     "skipped_missing_ids", "merged_calls", "missing_logprobs"):
+        for name in (
+            "rows",
+            "calls",
+            "agents",
+            "dropped_failed_subagents",
+            "dropped_calls_failed_subagents",
+            "skipped_missing_ids",
+            "merged_calls",
+            "missing_logprobs",
+        ):
             setattr(t, name, getattr(t, name) + getattr(s, name))

@@ -32,7 +32,9 @@ def rollout_succeeded(trajectory: Trajectory) -> bool:
     """A rollout succeeded when its lead finished (status ok)."""
     leads = [a for a in trajectory.agents if a.role == "lead"]
     if len(leads) != 1:
-        raise ValueError(f"rollout {trajectory.rollout_id}: expected exactly one lead agent, found {len(leads)}")
+        raise ValueError(
+            f"rollout {trajectory.rollout_id}: expected exactly one lead agent, found {len(leads)}"
+        )
     return leads[0].status == "ok"
 
 
@@ -75,16 +77,26 @@ def _calls(agent: AgentTrajectory, on_missing: OnMissing, stats: RowStats, rollo
             if on_missing == "raise":
                 raise MissingTokenIds(
                     f"rollout {rollout_id}, agent {agent.agent_id}, turn {t.turn}: the server returned no token "
-                    "ids (ask for them with return_token_ids; vLLM and the in-actor endpoint return them)")
+                    "ids (ask for them with return_token_ids; vLLM and the in-actor endpoint return them)"
+                )
             stats.skipped_missing_ids += 1
             continue
         lp = t.logprobs
         if lp is not None and len(lp) != len(t.completion_token_ids):
             raise ValueError(
                 f"rollout {rollout_id}, agent {agent.agent_id}, turn {t.turn}: {len(lp)} logprobs for "
-                f"{len(t.completion_token_ids)} generated tokens")
-        out.append(_Call(t.turn, list(t.prompt_token_ids), list(t.completion_token_ids),
-                         list(lp) if lp is not None else None, t.finish_reason, t))
+                f"{len(t.completion_token_ids)} generated tokens"
+            )
+        out.append(
+            _Call(
+                t.turn,
+                list(t.prompt_token_ids),
+                list(t.completion_token_ids),
+                list(lp) if lp is not None else None,
+                t.finish_reason,
+                t,
+            )
+        )
     return out
 
 
@@ -172,27 +184,29 @@ def trajectory_to_rows(
             tokens, ranges, logprobs, truncated = _row_from_group(g)
             if logprobs is None:
                 stats.missing_logprobs += 1
-            rows.append({
-                "prompt": prompt if prompt is not None else trajectory.question,
-                "label": label if label is not None else "",
-                "observation_tokens": tokens,
-                "action_ranges": ranges,
-                "rollout_log_probs": logprobs,
-                "reward": reward,
-                "scores": scores,
-                "truncated": truncated,
-                "extra_logs": dict(extra_logs or {}),
-                "wideseek": {
-                    "rollout_id": rid,
-                    "agent_id": agent.agent_id,
-                    "role": agent.role,
-                    "turn": g[0].turn,
-                    "turns": [c.turn for c in g],
-                    "num_agents": n_agents,
-                    "agent_weight": 1.0 / n_agents,
-                    "agent_token_total": token_total,
-                },
-            })
+            rows.append(
+                {
+                    "prompt": prompt if prompt is not None else trajectory.question,
+                    "label": label if label is not None else "",
+                    "observation_tokens": tokens,
+                    "action_ranges": ranges,
+                    "rollout_log_probs": logprobs,
+                    "reward": reward,
+                    "scores": scores,
+                    "truncated": truncated,
+                    "extra_logs": dict(extra_logs or {}),
+                    "wideseek": {
+                        "rollout_id": rid,
+                        "agent_id": agent.agent_id,
+                        "role": agent.role,
+                        "turn": g[0].turn,
+                        "turns": [c.turn for c in g],
+                        "num_agents": n_agents,
+                        "agent_weight": 1.0 / n_agents,
+                        "agent_token_total": token_total,
+                    },
+                }
+            )
             stats.calls += len(g)
     stats.rows += len(rows)
     stats.agents += n_agents
@@ -283,8 +297,13 @@ def export_rows(
     tmp = out.with_name(out.name + ".part")
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            for row in iter_rows(read_jsonl(trajectories_path), merge_prefix=merge_prefix, on_missing=on_missing,
-                                 with_messages=with_messages, stats=stats):
+            for row in iter_rows(
+                read_jsonl(trajectories_path),
+                merge_prefix=merge_prefix,
+                on_missing=on_missing,
+                with_messages=with_messages,
+                stats=stats,
+            ):
                 f.write(json.dumps(_jsonable(row), ensure_ascii=False))
                 f.write("\n")
         tmp.replace(out)

@@ -31,9 +31,12 @@ _TOOL_RESPONSE = re.compile(r"<tool_response>\n(.*?)\n</tool_response>", re.DOTA
 _TOOLS_HEADER = "# Tools\n\n"
 
 
-
-def model_text(content: str = "", *, reasoning: str | None = None,
-               tool_calls: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+def model_text(
+    content: str = "",
+    *,
+    reasoning: str | None = None,
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None,
+) -> str:
     """The raw text a Qwen3 model writes for one turn."""
     parts = []
     if reasoning is not None:
@@ -59,9 +62,15 @@ class ScriptedEngine:
     Every call is kept in ``calls`` as ``(prompt_token_ids, sampling_params)``.
     """
 
-    def __init__(self, tokenizer: Any, script: Callable[[str], str], *,
-                 logprob: Callable[[int, int], float] = default_logprob, delay: float = 0.0,
-                 end_token: str = "<|im_end|>") -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        script: Callable[[str], str],
+        *,
+        logprob: Callable[[int, int], float] = default_logprob,
+        delay: float = 0.0,
+        end_token: str = "<|im_end|>",
+    ) -> None:
         self.tokenizer = tokenizer
         self.script = script
         self.logprob = logprob
@@ -70,8 +79,9 @@ class ScriptedEngine:
         self.calls: list[tuple[list[int], Any]] = []
         self.failures: list[str] = []
 
-    async def generate(self, prompt_token_ids: list[int], sampling_params: Any,
-                       multi_modal_data: Any = None) -> RequestOutput:
+    async def generate(
+        self, prompt_token_ids: list[int], sampling_params: Any, multi_modal_data: Any = None
+    ) -> RequestOutput:
         self.calls.append((list(prompt_token_ids), sampling_params))
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -88,11 +98,16 @@ class ScriptedEngine:
             logprobs = [{t: Logprob(self.logprob(i, t), rank=1)} for i, t in enumerate(ids)]
         visible = ids[:-1] if finish == "stop" else ids
         out = CompletionOutput(
-            index=0, text=self.tokenizer.decode(visible, skip_special_tokens=False), token_ids=ids,
+            index=0,
+            text=self.tokenizer.decode(visible, skip_special_tokens=False),
+            token_ids=ids,
             cumulative_logprob=sum(next(iter(d.values())).logprob for d in logprobs) if logprobs else None,
-            logprobs=logprobs, finish_reason=finish)
-        return RequestOutput(request_id=uuid.uuid4().hex, prompt=None, prompt_token_ids=list(prompt_token_ids),
-                             outputs=[out])
+            logprobs=logprobs,
+            finish_reason=finish,
+        )
+        return RequestOutput(
+            request_id=uuid.uuid4().hex, prompt=None, prompt_token_ids=list(prompt_token_ids), outputs=[out]
+        )
 
 
 def _first_user_message(prompt: str) -> str:
@@ -101,7 +116,7 @@ def _first_user_message(prompt: str) -> str:
         return ""
     start += len("<|im_start|>user\n")
     end = prompt.find("<|im_end|>", start)
-    return prompt[start:end if end >= 0 else None]
+    return prompt[start : end if end >= 0 else None]
 
 
 class TextScript:
@@ -110,8 +125,13 @@ class TextScript:
     An entry is raw model text or a callable of the prompt text. A missing entry is a test bug: it is
     recorded in ``failures`` and answered with text that makes the agent fail fast (it raises)."""
 
-    def __init__(self, lead: list[Any], subagents: dict[str, list[Any]] | None = None, *,
-                 default_subagent: Callable[[str, int], str] | None = None) -> None:
+    def __init__(
+        self,
+        lead: list[Any],
+        subagents: dict[str, list[Any]] | None = None,
+        *,
+        default_subagent: Callable[[str, int], str] | None = None,
+    ) -> None:
         self.lead = lead
         self.subagents = subagents or {}
         self.default_subagent = default_subagent

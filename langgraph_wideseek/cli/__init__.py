@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wideseek",
         description="WideSeek-R1 on LangGraph: a lead agent with parallel subagents for broad information seeking.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:

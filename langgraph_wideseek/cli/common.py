@@ -16,13 +16,27 @@ if TYPE_CHECKING:
 
 # CLI flag -> config field. Flags default to None so that unset flags fall through to env and defaults.
 AGENT_FLAGS: dict[str, str] = {
-    "base_url": "base_url", "model": "model", "api_key": "api_key", "search": "search", "corpus": "corpus",
-    "index_dir": "index_dir", "retriever_url": "retriever_url", "max_subagents": "max_subagents",
-    "max_lead_turns": "max_lead_turns", "max_subagent_turns": "max_subagent_turns",
-    "context_tokens": "context_tokens", "temperature": "temperature", "language": "language",
-    "prompt_dir": "prompt_dir", "summary_base_url": "summary_base_url", "summary_model": "summary_model",
-    "summary_api_key": "summary_api_key", "tavily_api_key": "tavily_api_key", "cache_dir": "cache_dir",
-    "max_inflight": "max_inflight_requests", "request_timeout": "request_timeout",
+    "base_url": "base_url",
+    "model": "model",
+    "api_key": "api_key",
+    "search": "search",
+    "corpus": "corpus",
+    "index_dir": "index_dir",
+    "retriever_url": "retriever_url",
+    "max_subagents": "max_subagents",
+    "max_lead_turns": "max_lead_turns",
+    "max_subagent_turns": "max_subagent_turns",
+    "context_tokens": "context_tokens",
+    "temperature": "temperature",
+    "language": "language",
+    "prompt_dir": "prompt_dir",
+    "summary_base_url": "summary_base_url",
+    "summary_model": "summary_model",
+    "summary_api_key": "summary_api_key",
+    "tavily_api_key": "tavily_api_key",
+    "cache_dir": "cache_dir",
+    "max_inflight": "max_inflight_requests",
+    "request_timeout": "request_timeout",
 }
 
 
@@ -35,14 +49,19 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--request-timeout", type=float, help="seconds per model request")
     g.add_argument("--max-inflight", type=int, help="model requests in flight per endpoint")
     g = p.add_argument_group("tools")
-    g.add_argument("--search", choices=["local", "tavily", "web", "retriever"],
-                   help="search/access backend (default local)")
+    g.add_argument(
+        "--search",
+        choices=["local", "tavily", "web", "retriever"],
+        help="search/access backend (default local)",
+    )
     g.add_argument("--corpus", help="JSONL corpus for --search local: {url, title, text} per line")
     g.add_argument("--index-dir", help="where the local index is cached")
     g.add_argument("--retriever-url", help="retrieval server for --search retriever")
     g.add_argument("--tavily-api-key", help="Tavily key (prefer the TAVILY_API_KEY variable)")
     g.add_argument("--cache-dir", help="on-disk cache for fetched pages")
-    g.add_argument("--no-summarize", action="store_true", help="return raw page text from access (no LLM summary)")
+    g.add_argument(
+        "--no-summarize", action="store_true", help="return raw page text from access (no LLM summary)"
+    )
     g.add_argument("--summary-base-url", help="endpoint of the page summariser (default: the main endpoint)")
     g.add_argument("--summary-model", help="model of the page summariser (default: the main model)")
     g.add_argument("--summary-api-key", help=argparse.SUPPRESS)

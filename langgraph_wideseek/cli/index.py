@@ -9,9 +9,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("index", help="build the local search index of a JSONL corpus",
-                       description="Index FILE.jsonl ({url, title, text} per line) for --search local. "
-                                   "The index is cached; running this again on an unchanged corpus is instant.")
+    p = sub.add_parser(
+        "index",
+        help="build the local search index of a JSONL corpus",
+        description="Index FILE.jsonl ({url, title, text} per line) for --search local. "
+        "The index is cached; running this again on an unchanged corpus is instant.",
+    )
     p.add_argument("corpus", help="the corpus file")
     p.add_argument("--index-dir", help="cache folder (default: ~/.cache/langgraph-wideseek/index)")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if a current index exists")
@@ -27,6 +30,8 @@ def index_command(args: argparse.Namespace) -> int:
     except CorpusError as e:
         print(f"wideseek: {e}", file=sys.stderr)
         return 2
-    print(f"indexed {index.num_pages} pages as {index.num_passages} passages in "
-          f"{time.perf_counter() - t0:.2f}s -> {index.path}")
+    print(
+        f"indexed {index.num_pages} pages as {index.num_passages} passages in "
+        f"{time.perf_counter() - t0:.2f}s -> {index.path}"
+    )
     return 0

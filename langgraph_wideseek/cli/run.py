@@ -13,13 +13,18 @@ from .common import add_agent_args, build_graph, config_from_args
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="answer one question with the lead agent and parallel subagents",
-                       description="Answer QUESTION (or '-' to read it from stdin). The final answer is printed "
-                                   "on stdout; progress of lead turns and subagents goes to stderr.")
+    p = sub.add_parser(
+        "run",
+        help="answer one question with the lead agent and parallel subagents",
+        description="Answer QUESTION (or '-' to read it from stdin). The final answer is printed "
+        "on stdout; progress of lead turns and subagents goes to stderr.",
+    )
     p.add_argument("question", help="the task, or '-' for stdin")
     add_agent_args(p)
     p.add_argument("--trajectory", help="append the rollout trajectory (JSONL) to this file")
-    p.add_argument("--json", action="store_true", help="print one JSON object: answer, table, errors, usage, ...")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object: answer, table, errors, usage, ..."
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run_command)
 
@@ -44,8 +49,10 @@ class Progress:
         elif kind == "subagent_done":
             self.done += 1
             status = "ok" if ev["status"] == Status.OK else f"FAILED ({ev.get('error')})"
-            line = (f"[subagent {ev['agent_id']}] {status} after {ev['turns']} turn(s) "
-                    f"[{self.done}/{self.wave_size}]")
+            line = (
+                f"[subagent {ev['agent_id']}] {status} after {ev['turns']} turn(s) "
+                f"[{self.done}/{self.wave_size}]"
+            )
         elif kind == "final":
             line = f"[lead] finished: {ev['status']}"
         else:
@@ -62,8 +69,9 @@ async def run_command(args: argparse.Namespace) -> int:
     return await run_question(cfg, question, trajectory=args.trajectory, as_json=args.json, quiet=args.quiet)
 
 
-async def run_question(cfg: WideSeekConfig, question: str, *, trajectory: str | None, as_json: bool,
-                       quiet: bool) -> int:
+async def run_question(
+    cfg: WideSeekConfig, question: str, *, trajectory: str | None, as_json: bool, quiet: bool
+) -> int:
     from ..graph.trajectory import write_jsonl
 
     graph = build_graph(cfg)
@@ -76,9 +84,15 @@ async def run_question(cfg: WideSeekConfig, question: str, *, trajectory: str | 
     if trajectory:
         write_jsonl(trajectory, [result.trajectory])
     if as_json:
-        out = {"answer": result.answer, "table": result.table, "boxed": result.boxed, "status": result.status,
-               "errors": result.errors, "usage": result.usage.model_dump(),
-               "rollout_id": result.trajectory.rollout_id}
+        out = {
+            "answer": result.answer,
+            "table": result.table,
+            "boxed": result.boxed,
+            "status": result.status,
+            "errors": result.errors,
+            "usage": result.usage.model_dump(),
+            "rollout_id": result.trajectory.rollout_id,
+        }
         print(json.dumps(out, ensure_ascii=False))
     elif result.answer is not None:
         print(result.answer)

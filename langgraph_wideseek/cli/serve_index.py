@@ -11,11 +11,13 @@ from typing import Any
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "serve-index", help="serve a corpus's local index over HTTP (POST /retrieve, POST /access)",
+        "serve-index",
+        help="serve a corpus's local index over HTTP (POST /retrieve, POST /access)",
         description="Build or load the local index of FILE.jsonl and serve it with the RLinf-style retrieval API, "
-                    "so training or eval workers on many machines share one index through "
-                    "--search retriever --retriever-url http://HOST:PORT. Binds to 127.0.0.1 unless --host "
-                    "says otherwise (the API has no authentication: expose it on trusted networks only).")
+        "so training or eval workers on many machines share one index through "
+        "--search retriever --retriever-url http://HOST:PORT. Binds to 127.0.0.1 unless --host "
+        "says otherwise (the API has no authentication: expose it on trusted networks only).",
+    )
     p.add_argument("corpus", help="the corpus file ({url, title, text} per line)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -35,8 +37,9 @@ async def serve_index_command(args: argparse.Namespace) -> int:
     try:
         # Building a large index takes a while and is synchronous: keep it off the loop that will serve.
         index = await asyncio.to_thread(LocalIndex.open, args.corpus, args.index_dir)
-        server = RetrievalServer(index, host=args.host, port=args.port, default_topk=args.topk,
-                                 workers=args.workers)
+        server = RetrievalServer(
+            index, host=args.host, port=args.port, default_topk=args.topk, workers=args.workers
+        )
     except (CorpusError, ValueError) as e:
         print(f"wideseek: {e}", file=sys.stderr)
         return 2

@@ -11,7 +11,14 @@
 - :mod:`.reward`: the WideSeek-R1 training reward of one rollout (table and QA tasks).
 """
 
-from ..errors import EvalError, IncompleteGrade, JudgeError, TableParseError, TaskLoadError, UnsupportedTaskError
+from ..errors import (
+    EvalError,
+    IncompleteGrade,
+    JudgeError,
+    TableParseError,
+    TaskLoadError,
+    UnsupportedTaskError,
+)
 from .judge import GENERIC_CRITERION, QA_CRITERION, ExactJudge, Judge, JudgeCache, OpenAIJudge
 from .scorer import ColumnResult, TrialScore, TrialStatus, score_response, zero_score
 from .table import Frame, read_gold_csv, read_response_table

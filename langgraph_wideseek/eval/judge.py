@@ -61,7 +61,6 @@ QA_CRITERION = (
 )
 
 
-
 @runtime_checkable
 class Judge(Protocol):
     async def align(self, values: list[str], reference: list[str]) -> dict[str, str]: ...
@@ -213,7 +212,9 @@ def parse_grades(content: str | None, n: int) -> list[int]:
             bad.append(i)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        raise IncompleteGrade(f"grading reply lacks a 0/1 score for {len(bad)} of {n} rows ({shown})", scores, bad)
+        raise IncompleteGrade(
+            f"grading reply lacks a 0/1 score for {len(bad)} of {n} rows ({shown})", scores, bad
+        )
     return scores
 
 
@@ -261,7 +262,9 @@ class JudgeCache:
         return None
 
     def put(self, key: str, content: str, *, model: str) -> None:
-        atomic_write_text(self._path(key), json.dumps({"model": model, "content": content}, ensure_ascii=False))
+        atomic_write_text(
+            self._path(key), json.dumps({"model": model, "content": content}, ensure_ascii=False)
+        )
         self._remember(key, content)
 
     async def aget(self, key: str) -> str | None:
@@ -335,11 +338,14 @@ class OpenAIJudge:
         self.cache = JudgeCache(cache_dir) if cache_dir is not None else None
         self.extra_body = dict(extra_body or {})
         self.stats = JudgeStats()
-        self._transport = OpenAITransport(self.base_url, api_key, timeout=timeout, retry=self.retry,
-                                          max_inflight=concurrency, what="judge")
+        self._transport = OpenAITransport(
+            self.base_url, api_key, timeout=timeout, retry=self.retry, max_inflight=concurrency, what="judge"
+        )
 
     def __repr__(self) -> str:
-        return f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, cache={self.cache is not None})"
+        return (
+            f"OpenAIJudge(base_url={self.base_url!r}, model={self.model!r}, cache={self.cache is not None})"
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -395,7 +401,9 @@ class OpenAIJudge:
         try:
             return await self._transport.post("/chat/completions", body, on_retry=self._count_retry)
         except ModelUnavailableError as e:
-            raise JudgeError(f"judge request failed after {self.retry.retries} retries: {e.__cause__ or e}") from None
+            raise JudgeError(
+                f"judge request failed after {self.retry.retries} retries: {e.__cause__ or e}"
+            ) from None
         except ModelError as e:
             raise JudgeError(str(e)) from None
 
@@ -403,8 +411,9 @@ class OpenAIJudge:
         try:
             message = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):
-            raise JudgeError(f"unexpected response body from the judge: {self._transport.redact(str(data)[:300])}"
-                             ) from None
+            raise JudgeError(
+                f"unexpected response body from the judge: {self._transport.redact(str(data)[:300])}"
+            ) from None
         usage = data.get("usage") or {}
         self.stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
@@ -428,6 +437,8 @@ class OpenAIJudge:
 
     async def grade(self, criterion: str, pairs: list[tuple[str, str]]) -> list[int]:
         rows = {f"idx_{i}": {"response": r, "target": t} for i, (r, t) in enumerate(pairs)}
-        prompt = _GRADE_PROMPT.format(criterion=criterion, rows=json.dumps(rows, ensure_ascii=False, indent=1))
+        prompt = _GRADE_PROMPT.format(
+            criterion=criterion, rows=json.dumps(rows, ensure_ascii=False, indent=1)
+        )
         n = len(pairs)
         return parse_grades(await self.complete(prompt, parse=lambda c: parse_grades(c, n)), n)

@@ -35,7 +35,14 @@ from .tasks import Task, table_task_from_gold, training_pipeline
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RewardBreakdown", "RewardConfig", "RewardMode", "compute_reward", "generic_task", "task_from_label"]
+__all__ = [
+    "RewardBreakdown",
+    "RewardConfig",
+    "RewardMode",
+    "compute_reward",
+    "generic_task",
+    "task_from_label",
+]
 
 RewardMode = Literal["generic", "benchmark", "train", "eval"]
 _MODES = {"generic": "generic", "train": "generic", "benchmark": "benchmark", "eval": "benchmark"}
@@ -98,8 +105,14 @@ def _task_from_label_json(text: str) -> Task:
     iid = str(data.get("instance_id", ""))
     language = str(data.get("language") or "en")
     if data.get("kind") == "qa":
-        return Task(instance_id=iid, query="", language=language, kind="qa",
-                    answers=tuple(str(a) for a in data.get("answers") or ()), source="training")
+        return Task(
+            instance_id=iid,
+            query="",
+            language=language,
+            kind="qa",
+            answers=tuple(str(a) for a in data.get("answers") or ()),
+            source="training",
+        )
     gold_text = data.get("gold_table")
     if not isinstance(gold_text, str):
         raise ValueError(f"table label {iid!r} has no gold_table")  # noqa: TRY004
@@ -114,8 +127,15 @@ def _task_from_label_json(text: str) -> Task:
     if isinstance(ev, str):
         ev = json.loads(ev)
     try:
-        return table_task_from_gold(iid, "", language, frame, ev, unique_columns=data.get("unique_columns"),
-                                    required_columns=data.get("required_columns"))
+        return table_task_from_gold(
+            iid,
+            "",
+            language,
+            frame,
+            ev,
+            unique_columns=data.get("unique_columns"),
+            required_columns=data.get("required_columns"),
+        )
     except ValueError as e:
         raise ValueError(f"table label {iid!r}: {e}") from None
 
@@ -164,7 +184,9 @@ async def compute_reward(
     penalty = cfg.length_weight * min(1.0, max(0.0, excess))
     base = {"longest_generation": longest, "kind": task.kind}
     if lead_failed or answer is None:
-        return RewardBreakdown(total=0.0, reason="the lead failed" if lead_failed else "no final answer", **base)
+        return RewardBreakdown(
+            total=0.0, reason="the lead failed" if lead_failed else "no final answer", **base
+        )
     text = strip_thinking(answer)
 
     if task.kind == "qa":
@@ -183,19 +205,39 @@ async def compute_reward(
                 failures = 1
                 reason = f"judge failed: {type(e).__name__}: {e}"
         score = 1.0 if correct else 0.0
-        return RewardBreakdown(total=score + cfg.format_bonus + access - penalty, item_f1=score,
-                               format_bonus=cfg.format_bonus, access_bonus=access, length_penalty=penalty,
-                               reason=reason, judge_failures=failures, **base)
+        return RewardBreakdown(
+            total=score + cfg.format_bonus + access - penalty,
+            item_f1=score,
+            format_bonus=cfg.format_bonus,
+            access_bonus=access,
+            length_penalty=penalty,
+            reason=reason,
+            judge_failures=failures,
+            **base,
+        )
 
     scored_task = task.derived("generic", generic_task) if mode == "generic" else task
     trial = await score_response(scored_task, text, judge=judge)
     if trial.status != TrialStatus.OK:
-        reasons = {TrialStatus.NO_TABLE: "no table in the answer", TrialStatus.PARSE_ERROR: "the table cannot be read",
-                   TrialStatus.COLUMN_MISMATCH: "the table's columns are not the required ones"}
+        reasons = {
+            TrialStatus.NO_TABLE: "no table in the answer",
+            TrialStatus.PARSE_ERROR: "the table cannot be read",
+            TrialStatus.COLUMN_MISMATCH: "the table's columns are not the required ones",
+        }
         why = reasons.get(trial.status, "; ".join(trial.errors) or trial.status)
-        return RewardBreakdown(total=0.0, reason=why, judge_failures=trial.judge_failures, trial=trial, **base)
+        return RewardBreakdown(
+            total=0.0, reason=why, judge_failures=trial.judge_failures, trial=trial, **base
+        )
     fmt = cfg.format_bonus if extract_markdown_fence(text) is not None else 0.0
     reason = "ok" if not trial.judge_failures else f"{trial.judge_failures} judge call(s) failed"
-    return RewardBreakdown(total=trial.item_f1 + fmt + access - penalty, item_f1=trial.item_f1, format_bonus=fmt,
-                           access_bonus=access, length_penalty=penalty, reason=reason,
-                           judge_failures=trial.judge_failures, trial=trial, **base)
+    return RewardBreakdown(
+        total=trial.item_f1 + fmt + access - penalty,
+        item_f1=trial.item_f1,
+        format_bonus=fmt,
+        access_bonus=access,
+        length_penalty=penalty,
+        reason=reason,
+        judge_failures=trial.judge_failures,
+        trial=trial,
+        **base,
+    )

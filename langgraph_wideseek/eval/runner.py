@@ -86,8 +86,8 @@ def require_table_tasks(tasks: Iterable[Task]) -> None:
         shown = ", ".join(qa[:5]) + (" ..." if len(qa) > 5 else "")
         raise UnsupportedTaskError(
             f"{len(qa)} task(s) are QA tasks, which the evaluation runner does not score: {shown}. Leave them out "
-            "(--ids), or score QA answers with langgraph_wideseek.eval.reward.compute_reward")
-
+            "(--ids), or score QA answers with langgraph_wideseek.eval.reward.compute_reward"
+        )
 
 
 def read_results(path: str | Path) -> list[TrialRecord]:
@@ -132,12 +132,18 @@ def load_responses(path: str | Path) -> list[TrialRecord]:
             response = obj.get("response")
             if response is not None and not isinstance(response, str):
                 raise ValueError("response must be a string or null")
-            out.append(TrialRecord(instance_id=iid, sample=int(sample), response=response,
-                                   status=obj.get("status", Status.OK), errors=list(obj.get("errors") or [])))
+            out.append(
+                TrialRecord(
+                    instance_id=iid,
+                    sample=int(sample),
+                    response=response,
+                    status=obj.get("status", Status.OK),
+                    errors=list(obj.get("errors") or []),
+                )
+            )
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
             raise ValueError(f"{p}:{lineno}: not a response record ({type(e).__name__}: {e})") from None
     return out
-
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -167,8 +173,13 @@ async def _run_one(agent: Agent, task: Task, sample: int, timeout: float | None)
         error = f"agent raised {type(e).__name__}: {e}"
     else:
         return _record(task, sample, result, started), _dump(getattr(result, "trajectory", None))
-    return TrialRecord(instance_id=task.instance_id, sample=sample, status=Status.FAILED, errors=[error],
-                       elapsed=time.perf_counter() - started), None
+    return TrialRecord(
+        instance_id=task.instance_id,
+        sample=sample,
+        status=Status.FAILED,
+        errors=[error],
+        elapsed=time.perf_counter() - started,
+    ), None
 
 
 def _record(task: Task, sample: int, result: Any, started: float) -> TrialRecord:
@@ -181,8 +192,15 @@ def _record(task: Task, sample: int, result: Any, started: float) -> TrialRecord
         status = Status.FAILED
         errors.append("the agent returned no answer")
     usage = _dump(getattr(result, "usage", None)) or {}
-    return TrialRecord(instance_id=task.instance_id, sample=sample, response=answer, status=status, errors=errors,
-                       usage=usage if isinstance(usage, dict) else {}, elapsed=time.perf_counter() - started)
+    return TrialRecord(
+        instance_id=task.instance_id,
+        sample=sample,
+        response=answer,
+        status=status,
+        errors=errors,
+        usage=usage if isinstance(usage, dict) else {},
+        elapsed=time.perf_counter() - started,
+    )
 
 
 class _Progress:
@@ -195,9 +213,15 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=False)
+            self._bar = Progress(
+                TextColumn("[bold]eval"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._task = self._bar.add_task("eval", total=total, completed=done, failed=0)
             self._bar.start()
 
@@ -255,8 +279,13 @@ async def run_trials(
                 return
             rec, trajectory = await _run_one(agent, task, sample, trial_timeout)
             if trajectory is not None:
-                await trajectories.append(json.dumps({"instance_id": task.instance_id, "sample": sample,
-                                                      "trajectory": trajectory}, ensure_ascii=False), sync=False)
+                await trajectories.append(
+                    json.dumps(
+                        {"instance_id": task.instance_id, "sample": sample, "trajectory": trajectory},
+                        ensure_ascii=False,
+                    ),
+                    sync=False,
+                )
             await results.append(rec.model_dump_json(), sync=fsync)
             bar.advance(rec.status == Status.FAILED)
 
@@ -299,9 +328,13 @@ async def score_records(
     async def one(task: Task, sample: int) -> TrialScore:
         rec = by_key.get((task.instance_id, sample))
         if rec is None:
-            return zero_score(task, TrialStatus.MISSING, ["no response recorded for this trial"], sample=sample)
+            return zero_score(
+                task, TrialStatus.MISSING, ["no response recorded for this trial"], sample=sample
+            )
         if rec.status == Status.FAILED:
-            return zero_score(task, TrialStatus.AGENT_FAILED, rec.errors or ["the agent run failed"], sample=sample)
+            return zero_score(
+                task, TrialStatus.AGENT_FAILED, rec.errors or ["the agent run failed"], sample=sample
+            )
         async with slots:
             return await score_response(task, rec.response, judge=judge, sample=sample)
 
@@ -332,6 +365,14 @@ async def run_eval(
     judge_name: str | None = None,
 ) -> EvalSummary:
     """Run the agent over every task ``samples`` times (resuming), then score everything and write reports."""
-    records = await run_trials(tasks, agent, out_dir, samples=samples, concurrency=concurrency,
-                               trial_timeout=trial_timeout, retry_failed=retry_failed, progress=progress)
+    records = await run_trials(
+        tasks,
+        agent,
+        out_dir,
+        samples=samples,
+        concurrency=concurrency,
+        trial_timeout=trial_timeout,
+        retry_failed=retry_failed,
+        progress=progress,
+    )
     return await score_records(tasks, records, judge, out_dir, samples=samples, judge_name=judge_name)

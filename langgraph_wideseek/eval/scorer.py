@@ -52,6 +52,8 @@ class TrialStatus(StrEnum):
     ERROR = "error"  # the gold table or the scoring failed
     AGENT_FAILED = "agent_failed"  # the agent run failed
     MISSING = "missing"  # no record for the trial
+
+
 _SHOWN_KEYS = 20
 
 
@@ -95,11 +97,19 @@ class TrialScore(BaseModel):
     unmatched_gold_keys: list[list[str]] = Field(default_factory=list)
 
 
-def zero_score(task: Task, status: TrialStatus, errors: Sequence[str] = (), *, sample: int | None = None,
-               **detail: Any) -> TrialScore:
+def zero_score(
+    task: Task, status: TrialStatus, errors: Sequence[str] = (), *, sample: int | None = None, **detail: Any
+) -> TrialScore:
     """A trial that scores 0 on every metric, with the reason recorded (it still counts in every average)."""
-    return TrialScore(instance_id=task.instance_id, sample=sample, language=task.language, status=status,
-                      num_columns=len(task.required), errors=list(errors), **detail)
+    return TrialScore(
+        instance_id=task.instance_id,
+        sample=sample,
+        language=task.language,
+        status=status,
+        num_columns=len(task.required),
+        errors=list(errors),
+        **detail,
+    )
 
 
 class _Trial:
@@ -112,8 +122,15 @@ class _Trial:
         self.judge_failures = 0
 
     def zero(self, status: TrialStatus, **detail: Any) -> TrialScore:
-        return zero_score(self.task, status, self.errors, sample=self.sample, judge_calls=self.judge_calls,
-                          judge_failures=self.judge_failures, **detail)
+        return zero_score(
+            self.task,
+            status,
+            self.errors,
+            sample=self.sample,
+            judge_calls=self.judge_calls,
+            judge_failures=self.judge_failures,
+            **detail,
+        )
 
     def judge_failed(self, what: str, error: BaseException) -> None:
         self.judge_failures += 1
@@ -156,8 +173,12 @@ class _Trial:
             missing = [c for c in required if c not in columns]
             extra = [c for c in columns if c not in required]
             self.errors.append(f"columns differ from the required ones: missing {missing}, extra {extra}")
-            return self.zero(TrialStatus.COLUMN_MISMATCH, column_map=column_map, missing_columns=missing,
-                             extra_columns=extra)
+            return self.zero(
+                TrialStatus.COLUMN_MISMATCH,
+                column_map=column_map,
+                missing_columns=missing,
+                extra_columns=extra,
+            )
         if len(columns) != len(required):
             dups = sorted({c for c in columns if columns.count(c) > 1})
             self.errors.append(f"several response columns carry the name(s) {dups}")
@@ -224,7 +245,9 @@ class _Trial:
         for col in task.required:
             if col in keys:
                 score_columns.append([1.0] * n_pairs)
-                results.append(ColumnResult(column=col, metric="key", key=True, matched=float(n_pairs), rows=n_pairs))
+                results.append(
+                    ColumnResult(column=col, metric="key", key=True, matched=float(n_pairs), rows=n_pairs)
+                )
                 continue
             spec = task.eval_pipeline[col]
             r_vals = [resp[col][j] for _, j in pairs]
@@ -237,8 +260,15 @@ class _Trial:
                     fn = CELL_METRICS[metric]
                     scores = [fn(r, g, spec.criterion) for r, g in zip(r_vals, g_vals)]
                 score_columns.append(scores)
-                results.append(ColumnResult(column=col, metric=metric, matched=float(sum(scores)), rows=n_pairs,
-                                            judge_failed=failed))
+                results.append(
+                    ColumnResult(
+                        column=col,
+                        metric=metric,
+                        matched=float(sum(scores)),
+                        rows=n_pairs,
+                        judge_failed=failed,
+                    )
+                )
 
         # 7. metrics
         tp_row = sum(min(cells) for cells in zip(*score_columns)) if n_pairs else 0.0
@@ -253,16 +283,33 @@ class _Trial:
         item_f1 = _f1(item_p, item_r)
         success = item_p == item_r == item_f1 == 1.0 and row_p == row_r == row_f1 == 1.0
         return TrialScore(
-            instance_id=task.instance_id, sample=self.sample, language=task.language, status=TrialStatus.OK,
-            item_precision=item_p, item_recall=item_r, item_f1=item_f1,
-            row_precision=row_p, row_recall=row_r, row_f1=row_f1, success=success,
-            num_response_rows=n_resp, num_gold_rows=n_gold, num_joined_rows=n_pairs, num_columns=n_cols,
-            judge_calls=self.judge_calls, judge_failures=self.judge_failures, errors=self.errors,
-            column_map=column_map, columns=results,
-            unmatched_response_keys=unmatched_resp[:_SHOWN_KEYS], unmatched_gold_keys=unmatched_gold[:_SHOWN_KEYS],
+            instance_id=task.instance_id,
+            sample=self.sample,
+            language=task.language,
+            status=TrialStatus.OK,
+            item_precision=item_p,
+            item_recall=item_r,
+            item_f1=item_f1,
+            row_precision=row_p,
+            row_recall=row_r,
+            row_f1=row_f1,
+            success=success,
+            num_response_rows=n_resp,
+            num_gold_rows=n_gold,
+            num_joined_rows=n_pairs,
+            num_columns=n_cols,
+            judge_calls=self.judge_calls,
+            judge_failures=self.judge_failures,
+            errors=self.errors,
+            column_map=column_map,
+            columns=results,
+            unmatched_response_keys=unmatched_resp[:_SHOWN_KEYS],
+            unmatched_gold_keys=unmatched_gold[:_SHOWN_KEYS],
         )
 
-    async def _grade(self, col: str, criterion: str, pairs: list[tuple[str, str]]) -> tuple[list[float], bool]:
+    async def _grade(
+        self, col: str, criterion: str, pairs: list[tuple[str, str]]
+    ) -> tuple[list[float], bool]:
         """One judge call for the whole column; a failure scores its rows 0 (or keeps the rows it did read)."""
         if not pairs:
             return [], False
@@ -278,7 +325,9 @@ class _Trial:
             return [0.0] * len(pairs), True
         if len(scores) != len(pairs):
             if not failed:
-                self.judge_failed(f"grading of column {col!r}", ValueError(f"{len(scores)} scores for {len(pairs)} rows"))
+                self.judge_failed(
+                    f"grading of column {col!r}", ValueError(f"{len(scores)} scores for {len(pairs)} rows")
+                )
             return [0.0] * len(pairs), True
         return [1.0 if s == 1 else 0.0 for s in scores], failed
 
@@ -291,7 +340,9 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 1e-9 else 0.0
 
 
-async def score_response(task: Task, response: str | None, *, judge: Any, sample: int | None = None) -> TrialScore:
+async def score_response(
+    task: Task, response: str | None, *, judge: Any, sample: int | None = None
+) -> TrialScore:
     """Score one response (the final reply, reasoning excluded) against a table task.
 
     ``judge`` is any object with ``align`` and ``grade`` coroutines (see :mod:`.judge`). The result never
@@ -299,5 +350,6 @@ async def score_response(task: Task, response: str | None, *, judge: Any, sample
     """
     if task.kind != "table":
         raise UnsupportedTaskError(
-            f"task {task.instance_id} is a QA task; score it with langgraph_wideseek.eval.reward.compute_reward")
+            f"task {task.instance_id} is a QA task; score it with langgraph_wideseek.eval.reward.compute_reward"
+        )
     return await _Trial(task, judge, sample).run(response)

@@ -48,7 +48,9 @@ class EvalSummary(BaseModel):
     judge: str = Field(description="which judge scored the run (published numbers used gpt-4.1-2025-04-14)")
     pooled: GroupSummary
     by_language: dict[str, GroupSummary]
-    statuses: dict[str, int] = Field(description="trials per scoring status (ok, no_table, agent_failed, ...)")
+    statuses: dict[str, int] = Field(
+        description="trials per scoring status (ok, no_table, agent_failed, ...)"
+    )
     failed_trials: int = Field(description="trials whose agent run failed (scored 0, still counted)")
     judge_calls: int
     judge_failures: int
@@ -89,16 +91,25 @@ def summarize(scores: Iterable[TrialScore], *, samples: int, judge: str = "unkno
         for m in METRICS:
             vals = [_value(s, m) * 100.0 for s in trials]
             metrics[m] = MetricStats(avg=sum(vals) / len(vals), max=max(vals), min=min(vals))
-        tasks.append(TaskSummary(
-            instance_id=iid, language=trials[0].language, trials=len(trials), metrics=metrics,
-            statuses=dict(Counter(s.status for s in trials)), judge_failures=sum(s.judge_failures for s in trials),
-        ))
+        tasks.append(
+            TaskSummary(
+                instance_id=iid,
+                language=trials[0].language,
+                trials=len(trials),
+                metrics=metrics,
+                statuses=dict(Counter(s.status for s in trials)),
+                judge_failures=sum(s.judge_failures for s in trials),
+            )
+        )
     tasks.sort(key=lambda t: t.instance_id)
 
     def group(members: list[TaskSummary]) -> GroupSummary:
         ms = [t.metrics for t in members]
-        return GroupSummary(tasks=len(members), trials=sum(t.trials for t in members),
-                            metrics={m: _stats(ms, m) for m in METRICS})
+        return GroupSummary(
+            tasks=len(members),
+            trials=sum(t.trials for t in members),
+            metrics={m: _stats(ms, m) for m in METRICS},
+        )
 
     all_scores = [s for trials in by_task.values() for s in trials]
     languages = sorted({t.language for t in tasks})

@@ -43,8 +43,25 @@ __all__ = [
 # stripping, no case folding, and quoting does not protect a token.
 NA_TOKENS: frozenset[str] = frozenset(
     {
-        "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
     }
 )
 
@@ -155,7 +172,7 @@ def tokenize(text: str, sep: str = ",") -> list[list[str]]:
     field that *starts* with ``"`` is quoted (delimiters and line breaks inside are data, ``""`` is a quote)
     and any text after its closing quote is appended; a ``"`` elsewhere is an ordinary character.
     """
-    if len(sep) != 1 or sep in "\r\n\"":
+    if len(sep) != 1 or sep in '\r\n"':
         raise ValueError(f"unsupported separator {sep!r}")
     unquoted = _UNQUOTED.get(sep)
     if unquoted is None:
@@ -180,7 +197,9 @@ def tokenize(text: str, sep: str = ",") -> list[list[str]]:
                 while True:
                     k = text.find('"', j)
                     if k < 0:
-                        raise TableParseError(f"end of text inside a quoted field starting at record {len(records)}")
+                        raise TableParseError(
+                            f"end of text inside a quoted field starting at record {len(records)}"
+                        )
                     parts.append(text[j:k])
                     if k + 1 < n and text[k + 1] == '"':
                         parts.append('"')
@@ -220,8 +239,14 @@ _WS = " \t\n\v\f\r"  # C isspace in the "C" locale: what pandas' number parsers 
 _INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+[ \t\n\v\f\r]*")
 _UINT = re.compile(r"[ \t\n\v\f\r]*\+?[0-9]+[ \t\n\v\f\r]*")
 _FLOAT = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]*)(\.[0-9]*)?(?:[eE]([+-]?)([0-9]{1,17}))?[ \t\n\v\f\r]*")
-_INF = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"),
-        "infinity": float("inf"), "+infinity": float("inf"), "-infinity": float("-inf")}
+_INF = {
+    "inf": float("inf"),
+    "+inf": float("inf"),
+    "-inf": float("-inf"),
+    "infinity": float("inf"),
+    "+infinity": float("inf"),
+    "-infinity": float("-inf"),
+}
 _POW10 = [float(f"1e{k}") for k in range(309)]
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _BOOLS = {"true": "True", "false": "False"}
@@ -485,8 +510,9 @@ def _markdown_cell(value: str) -> str:
     return value
 
 
-def to_markdown(columns: list[str] | tuple[str, ...], rows: list[tuple[str, ...]] | list[list[str]], *,
-                fence: bool = True) -> str:
+def to_markdown(
+    columns: list[str] | tuple[str, ...], rows: list[tuple[str, ...]] | list[list[str]], *, fence: bool = True
+) -> str:
     """A markdown table that the official reader reads back cell for cell.
 
     Markdown has no line breaks inside cells, so they become spaces; cells holding ``|`` or ``"`` are quoted

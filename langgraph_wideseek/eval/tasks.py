@@ -20,7 +20,15 @@ from .metrics import CELL_METRICS
 from .preprocess import PREPROCESSORS, preprocess_column
 from .table import Frame, first_occurrences, norm_column, read_gold_csv, read_response_table
 
-__all__ = ["HUB_DATASET", "ColumnSpec", "PreparedGold", "Task", "TaskLoadError", "load_tasks", "training_pipeline"]
+__all__ = [
+    "HUB_DATASET",
+    "ColumnSpec",
+    "PreparedGold",
+    "Task",
+    "TaskLoadError",
+    "load_tasks",
+    "training_pipeline",
+]
 
 HUB_DATASET = "ByteDance-Seed/WideSearch"
 _METRICS = set(CELL_METRICS) | {"llm_judge"}
@@ -183,12 +191,16 @@ def _parse_evaluation(value: Any) -> dict[str, Any]:
     return value
 
 
-def _widesearch_task(rec: dict[str, Any], gold_dir: Path | None, gold_frames: dict[str, Frame] | None) -> Task:
+def _widesearch_task(
+    rec: dict[str, Any], gold_dir: Path | None, gold_frames: dict[str, Frame] | None
+) -> Task:
     iid = str(rec["instance_id"])
     ev = _parse_evaluation(rec["evaluation"])
     required = [str(c) for c in ev["required"]]
     unique = [str(c) for c in ev["unique_columns"]]
-    pipeline = {str(c): ColumnSpec.model_validate(spec) for c, spec in (ev.get("eval_pipeline") or {}).items()}
+    pipeline = {
+        str(c): ColumnSpec.model_validate(spec) for c, spec in (ev.get("eval_pipeline") or {}).items()
+    }
     if gold_frames is not None and iid in gold_frames:
         frame = gold_frames[iid]
     else:
@@ -220,7 +232,8 @@ def training_pipeline(required: Iterable[str], unique: Iterable[str]) -> dict[st
     """The training recipe: keys matched exactly (after alignment), every other cell judged generically."""
     keys = set(unique)
     return {
-        c: ColumnSpec(preprocess=("norm_str",), metric=("exact_match",)) if c in keys
+        c: ColumnSpec(preprocess=("norm_str",), metric=("exact_match",))
+        if c in keys
         else ColumnSpec(preprocess=("norm_str",), metric=("llm_judge",), criterion=GENERIC_CRITERION)
         for c in required
     }
@@ -232,23 +245,36 @@ def _training_task(rec: dict[str, Any], lineno: int) -> Task:
     answer = rec["answer"]
     if not rec.get("is_markdown", isinstance(answer, str) and answer.count("|") >= 4):
         answers = answer if isinstance(answer, list) else [answer]
-        return Task(instance_id=iid, query=str(rec["question"]), language=language, kind="qa",
-                    answers=tuple(str(a) for a in answers), source="training")
+        return Task(
+            instance_id=iid,
+            query=str(rec["question"]),
+            language=language,
+            kind="qa",
+            answers=tuple(str(a) for a in answers),
+            source="training",
+        )
     frame = read_response_table(str(answer))
     if frame is None:
         raise ValueError("answer holds no markdown table")
     frame = frame.rename([norm_column(c) for c in frame.columns])
     ev = _parse_evaluation(rec["evaluation"]) if rec.get("evaluation") else {}
     try:
-        return table_task_from_gold(iid, str(rec["question"]), language, frame, ev,
-                                    unique_columns=rec.get("unique_columns"))
+        return table_task_from_gold(
+            iid, str(rec["question"]), language, frame, ev, unique_columns=rec.get("unique_columns")
+        )
     except ValueError as e:
         raise ValueError(f"answer table: {e} (it has {list(frame.columns)})") from None
 
 
 def table_task_from_gold(
-    instance_id: str, query: str, language: str, frame: Frame, evaluation: dict[str, Any], *,
-    unique_columns: Iterable[str] | None = None, required_columns: Iterable[str] | None = None,
+    instance_id: str,
+    query: str,
+    language: str,
+    frame: Frame,
+    evaluation: dict[str, Any],
+    *,
+    unique_columns: Iterable[str] | None = None,
+    required_columns: Iterable[str] | None = None,
 ) -> Task:
     """A table task from a gold frame (columns normalised) and its evaluation spec; without an
     ``eval_pipeline`` the training recipe's pipeline applies. Shared by training-data files and trainer labels."""
@@ -261,8 +287,16 @@ def table_task_from_gold(
         pipeline = {str(c): ColumnSpec.model_validate(s) for c, s in evaluation["eval_pipeline"].items()}
     else:
         pipeline = training_pipeline(required, unique)
-    return Task(instance_id=instance_id, query=query, language=language, unique_columns=tuple(unique),
-                required=tuple(required), eval_pipeline=pipeline, gold=frame.select(required), source="training")
+    return Task(
+        instance_id=instance_id,
+        query=query,
+        language=language,
+        unique_columns=tuple(unique),
+        required=tuple(required),
+        eval_pipeline=pipeline,
+        gold=frame.select(required),
+        source="training",
+    )
 
 
 def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
@@ -279,7 +313,9 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 raise TaskLoadError(f"{path}:{lineno}: not JSON: {e}") from None
 
 
-def _task_from_record(rec: Any, gold_dir: Path | None, where: str, gold_frames: dict[str, Frame] | None = None) -> Task:
+def _task_from_record(
+    rec: Any, gold_dir: Path | None, where: str, gold_frames: dict[str, Frame] | None = None
+) -> Task:
     if not isinstance(rec, dict):
         raise TaskLoadError(f"{where}: expected a JSON object")
     try:
@@ -355,13 +391,17 @@ def _load_hub(gold_dir: Path | None) -> list[Task]:
     try:
         ds = datasets.load_dataset(HUB_DATASET, split="full")
     except Exception as e:  # noqa: BLE001 - network, auth and cache errors all mean "cannot load from the hub"
-        raise TaskLoadError(f"could not load {HUB_DATASET} from the Hugging Face hub ({type(e).__name__}: {e}). {hint}") from None
+        raise TaskLoadError(
+            f"could not load {HUB_DATASET} from the Hugging Face hub ({type(e).__name__}: {e}). {hint}"
+        ) from None
     if gold_dir is None:
         try:
             from huggingface_hub import snapshot_download
 
             root = snapshot_download(HUB_DATASET, repo_type="dataset", allow_patterns=["widesearch_gold/*"])
         except Exception as e:  # noqa: BLE001
-            raise TaskLoadError(f"could not fetch the gold tables of {HUB_DATASET} ({type(e).__name__}: {e}). {hint}") from None
+            raise TaskLoadError(
+                f"could not fetch the gold tables of {HUB_DATASET} ({type(e).__name__}: {e}). {hint}"
+            ) from None
         gold_dir = Path(root) / "widesearch_gold"
     return [_task_from_record(dict(rec), gold_dir, f"{HUB_DATASET}[{i}]") for i, rec in enumerate(ds)]

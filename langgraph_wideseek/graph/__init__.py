@@ -18,7 +18,16 @@ from .trajectory import AgentTrajectory, Role, Status, Trajectory, TurnRecord
 if TYPE_CHECKING:
     from .builder import WideSeekGraph
 
-__all__ = ["AgentTrajectory", "Role", "Status", "Trajectory", "TurnRecord", "Usage", "WideSeekGraph", "WideSeekResult"]
+__all__ = [
+    "AgentTrajectory",
+    "Role",
+    "Status",
+    "Trajectory",
+    "TurnRecord",
+    "Usage",
+    "WideSeekGraph",
+    "WideSeekResult",
+]
 
 
 def __getattr__(name: str) -> Any:  # the builder pulls in LangGraph; import it only when asked for

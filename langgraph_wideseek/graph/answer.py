@@ -12,7 +12,13 @@ import re
 
 from ..model.hermes import strip_thinking
 
-__all__ = ["extract_boxed", "extract_markdown_fence", "extract_table", "parse_markdown_table", "strip_thinking"]
+__all__ = [
+    "extract_boxed",
+    "extract_markdown_fence",
+    "extract_table",
+    "parse_markdown_table",
+    "strip_thinking",
+]
 
 _FENCE = re.compile(r"```markdown(.*?)```", re.DOTALL)
 

@@ -156,27 +156,57 @@ class WideSeekGraph:
                 if llm is not None and base_url == cfg.base_url and model == cfg.model:
                     summarizer_llm = llm  # an injected model also summarises unless told otherwise
                 else:
-                    summarizer_llm = ChatVLLM.from_config(cfg, base_url=base_url, model=model, api_key=key,
-                                                          return_token_ids=False, logprobs=False)
+                    summarizer_llm = ChatVLLM.from_config(
+                        cfg,
+                        base_url=base_url,
+                        model=model,
+                        api_key=key,
+                        return_token_ids=False,
+                        logprobs=False,
+                    )
             summarizer = PageSummarizer(summarizer_llm, self.prompts, max_tokens=cfg.summary_max_tokens)
-        self.search_tool = SearchTool(search, self.prompts, max_items=cfg.max_tool_items,
-                                      count_default=cfg.search_count_default, count_max=cfg.search_count_max,
-                                      snippet_chars=cfg.snippet_chars, strict=cfg.strict)
-        self.access_tool = AccessTool(reader, self.prompts, summarizer=summarizer, max_items=cfg.max_tool_items,
-                                      page_chars=cfg.page_chars, strict=cfg.strict)
+        self.search_tool = SearchTool(
+            search,
+            self.prompts,
+            max_items=cfg.max_tool_items,
+            count_default=cfg.search_count_default,
+            count_max=cfg.search_count_max,
+            snippet_chars=cfg.snippet_chars,
+            strict=cfg.strict,
+        )
+        self.access_tool = AccessTool(
+            reader,
+            self.prompts,
+            summarizer=summarizer,
+            max_items=cfg.max_tool_items,
+            page_chars=cfg.page_chars,
+            strict=cfg.strict,
+        )
         # Built once: byte-identical prompts and schemas for every agent of a role (vLLM prefix cache).
         self.lead_tool_schemas = lead_tools(self.prompts)
         self.subagent_tool_schemas = subagent_tools(self.prompts)
         self._lead = _AgentSpec(
-            role=Role.LEAD, system=SystemMessage(self.prompts.lead_system),
-            llm=self.llm.bind_tools(self.lead_tool_schemas), tools=copy.deepcopy(self.lead_tool_schemas),
-            max_turns=cfg.max_lead_turns, user_prompt=self.prompts.lead_user, prompt_name="task",
-            outcome_name="a final answer", error_prefix="lead: ")
+            role=Role.LEAD,
+            system=SystemMessage(self.prompts.lead_system),
+            llm=self.llm.bind_tools(self.lead_tool_schemas),
+            tools=copy.deepcopy(self.lead_tool_schemas),
+            max_turns=cfg.max_lead_turns,
+            user_prompt=self.prompts.lead_user,
+            prompt_name="task",
+            outcome_name="a final answer",
+            error_prefix="lead: ",
+        )
         self._sub = _AgentSpec(
-            role=Role.SUBAGENT, system=SystemMessage(self.prompts.subagent_system),
-            llm=self.llm.bind_tools(self.subagent_tool_schemas), tools=copy.deepcopy(self.subagent_tool_schemas),
-            max_turns=cfg.max_subagent_turns, user_prompt=self.prompts.subagent_user, prompt_name="subtask",
-            outcome_name="a report", error_prefix="")
+            role=Role.SUBAGENT,
+            system=SystemMessage(self.prompts.subagent_system),
+            llm=self.llm.bind_tools(self.subagent_tool_schemas),
+            tools=copy.deepcopy(self.subagent_tool_schemas),
+            max_turns=cfg.max_subagent_turns,
+            user_prompt=self.prompts.subagent_user,
+            prompt_name="subtask",
+            outcome_name="a report",
+            error_prefix="",
+        )
         self._tools = {SEARCH: self.search_tool, ACCESS: self.access_tool}
         self._compiled: CompiledStateGraph | None = None
 
@@ -213,9 +243,15 @@ class WideSeekGraph:
         turn = state.get("turn", 0) + 1
         if announce is not None:
             announce(turn)
-        out = await call_model(agent.llm, messages, context_tokens=cfg.context_tokens,
-                               ctx_tokens=state.get("ctx_tokens", 0), ctx_messages=state.get("ctx_messages", 0),
-                               deadline=deadline, strict=cfg.strict)
+        out = await call_model(
+            agent.llm,
+            messages,
+            context_tokens=cfg.context_tokens,
+            ctx_tokens=state.get("ctx_tokens", 0),
+            ctx_messages=state.get("ctx_messages", 0),
+            deadline=deadline,
+            strict=cfg.strict,
+        )
         update["turn"] = turn
         if out.reply is not None:
             update["turn_meta"] = [{"turn": turn, "n_messages": len(messages), "reply_index": len(messages)}]
@@ -227,7 +263,9 @@ class WideSeekGraph:
         elif out.kind is ReplyKind.FINAL:
             update["status"] = Status.OK.value
         elif turn >= agent.max_turns:
-            self._failed(agent, update, f"turn limit ({agent.max_turns}) reached without {agent.outcome_name}")
+            self._failed(
+                agent, update, f"turn limit ({agent.max_turns}) reached without {agent.outcome_name}"
+            )
         return update, out
 
     @staticmethod
@@ -235,16 +273,28 @@ class WideSeekGraph:
         update.update(status=Status.FAILED.value, error=agent.error_prefix + reason)
         return update
 
-    def _answer_calls(self, first: ToolCallRef | None, first_text: str, is_error: bool,
-                      others: list[ToolCallRef], *, next_turn: int, max_turns: int) -> list[BaseMessage]:
+    def _answer_calls(
+        self,
+        first: ToolCallRef | None,
+        first_text: str,
+        is_error: bool,
+        others: list[ToolCallRef],
+        *,
+        next_turn: int,
+        max_turns: int,
+    ) -> list[BaseMessage]:
         """The messages that answer one turn's tool calls: the first call's result with the turn hint, and "only
         the first call runs" for the others; a turn without calls gets a user nudge instead."""
         hint = self.prompts.text("next_turn_hint", turn=next_turn, max_turns=max_turns)
         if first is None:
             return [HumanMessage(self.prompts.text("empty_reply") + hint)]
-        out: list[BaseMessage] = [tool_reply(first["id"], first_text + hint, name=first["name"], error=is_error)]
-        out += [tool_reply(c["id"], self.prompts.text("only_first_call"), name=c["name"], error=True)
-                for c in others]
+        out: list[BaseMessage] = [
+            tool_reply(first["id"], first_text + hint, name=first["name"], error=is_error)
+        ]
+        out += [
+            tool_reply(c["id"], self.prompts.text("only_first_call"), name=c["name"], error=True)
+            for c in others
+        ]
         return out
 
     # ====================================================================================== subagent graph
@@ -255,10 +305,17 @@ class WideSeekGraph:
             cfg = self.config
             deadline = time.time() + cfg.subagent_timeout if cfg.subagent_timeout else None
             first["deadline"] = deadline
-            _emit({"type": "subagent_start", "agent_id": state["agent_id"], "index": state["index"],
-                   "wave": state["wave"]})
-        update, _ = await self._agent_turn(self._sub, state, {"question": state["question"],
-                                                              "subtask": state["subtask"]}, deadline=deadline)
+            _emit(
+                {
+                    "type": "subagent_start",
+                    "agent_id": state["agent_id"],
+                    "index": state["index"],
+                    "wave": state["wave"],
+                }
+            )
+        update, _ = await self._agent_turn(
+            self._sub, state, {"question": state["question"], "subtask": state["subtask"]}, deadline=deadline
+        )
         return {**first, **update}
 
     def _sub_route(self, state: SubagentState) -> str:
@@ -270,7 +327,9 @@ class WideSeekGraph:
         docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
         update = await self._sub_act(state)
         after = apply_update(SubagentState, state, update)
-        more = await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
+        more = (
+            await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
+        )
         return apply_update(SubagentState, update, more)
 
     async def _run_tool(self, call: dict[str, Any]) -> tuple[str, list[str], bool]:
@@ -301,7 +360,9 @@ class WideSeekGraph:
         if not calls:
             return {"messages": self._answer_calls(None, "", False, [], **turn_args)}
         text, errors, is_error = await self._run_tool(calls[0])
-        messages = self._answer_calls(_ref(calls[0]), text, is_error, [_ref(c) for c in calls[1:]], **turn_args)
+        messages = self._answer_calls(
+            _ref(calls[0]), text, is_error, [_ref(c) for c in calls[1:]], **turn_args
+        )
         return {"messages": messages, "tool_errors": errors}
 
     def _sub_finish(self, state: SubagentState) -> dict[str, Any]:
@@ -313,14 +374,36 @@ class WideSeekGraph:
         else:
             report_text = self.prompts.text("subagent_failed", reason=error or "unknown failure")
         traj = build_agent_trajectory(
-            state["agent_id"], Role.SUBAGENT, state.get("messages") or [], state.get("turn_meta") or [],
-            self._sub.tools, status=status, index=state["index"], error=error,
-            keep_reasoning=self.config.keep_reasoning)
-        report: Report = {"index": state["index"], "agent_id": state["agent_id"], "subtask": state["subtask"],
-                          "status": status, "report": report_text, "error": error,
-                          "tool_errors": list(state.get("tool_errors") or [])}
-        _emit({"type": "subagent_done", "agent_id": state["agent_id"], "index": state["index"],
-               "wave": state["wave"], "status": status, "turns": len(traj.turns), "error": error})
+            state["agent_id"],
+            Role.SUBAGENT,
+            state.get("messages") or [],
+            state.get("turn_meta") or [],
+            self._sub.tools,
+            status=status,
+            index=state["index"],
+            error=error,
+            keep_reasoning=self.config.keep_reasoning,
+        )
+        report: Report = {
+            "index": state["index"],
+            "agent_id": state["agent_id"],
+            "subtask": state["subtask"],
+            "status": status,
+            "report": report_text,
+            "error": error,
+            "tool_errors": list(state.get("tool_errors") or []),
+        }
+        _emit(
+            {
+                "type": "subagent_done",
+                "agent_id": state["agent_id"],
+                "index": state["index"],
+                "wave": state["wave"],
+                "status": status,
+                "turns": len(traj.turns),
+                "error": error,
+            }
+        )
         return {"reports": [report], "agents": [to_plain(traj)]}
 
     async def _subagent_node(self, state: SubagentInput) -> dict[str, Any]:
@@ -347,8 +430,11 @@ class WideSeekGraph:
             return [], [], self.prompts.text("unknown_tool", name=call["name"], available=CREATE_SUB_AGENTS)
         items = call["args"].get("sub_agents")
         if not isinstance(items, list) or not items:
-            return [], [], ("create_sub_agents expects {\"sub_agents\": [{\"prompt\": str}, ...]} "
-                            "with at least one entry")
+            return (
+                [],
+                [],
+                ('create_sub_agents expects {"sub_agents": [{"prompt": str}, ...]} with at least one entry'),
+            )
         prompts, skipped = [], 0
         for item in items:
             p = item.get("prompt") if isinstance(item, dict) else item if isinstance(item, str) else None
@@ -368,8 +454,12 @@ class WideSeekGraph:
         return prompts, notes, None
 
     async def _lead_node(self, state: LeadState) -> dict[str, Any]:
-        update, out = await self._agent_turn(self._lead, state, {"question": state["question"]},
-                                             announce=lambda turn: _emit({"type": "lead_turn", "turn": turn}))
+        update, out = await self._agent_turn(
+            self._lead,
+            state,
+            {"question": state["question"]},
+            announce=lambda turn: _emit({"type": "lead_turn", "turn": turn}),
+        )
         update = {"reports": RESET, "pending": None, **update}
         wave = state.get("wave", 0)
         if update.get("status") == Status.FAILED:
@@ -380,10 +470,18 @@ class WideSeekGraph:
             prompts, notes, error = self._validate_subtasks(calls[0])
             wave += 0 if error else 1
             update["wave"] = wave
-            update["pending"] = PendingCall(call=_ref(calls[0]), others=[_ref(c) for c in calls[1:]],
-                                            subtasks=prompts, notes=notes, error=error, wave=wave)
+            update["pending"] = PendingCall(
+                call=_ref(calls[0]),
+                others=[_ref(c) for c in calls[1:]],
+                subtasks=prompts,
+                notes=notes,
+                error=error,
+                wave=wave,
+            )
         elif out is not None and out.kind is ReplyKind.EMPTY:
-            update["pending"] = PendingCall(call=None, others=[], subtasks=[], notes=[], error=None, wave=wave)
+            update["pending"] = PendingCall(
+                call=None, others=[], subtasks=[], notes=[], error=None, wave=wave
+            )
         return update
 
     def _lead_route(self, state: LeadState) -> list[Send] | str:
@@ -394,8 +492,12 @@ class WideSeekGraph:
             wave = pending["wave"]
             _emit({"type": "wave", "wave": wave, "subagents": len(pending["subtasks"])})
             return [
-                Send("subagent", SubagentInput(question=state["question"], subtask=p, index=i, wave=wave,
-                                               agent_id=f"w{wave}.s{i}"))
+                Send(
+                    "subagent",
+                    SubagentInput(
+                        question=state["question"], subtask=p, index=i, wave=wave, agent_id=f"w{wave}.s{i}"
+                    ),
+                )
                 for i, p in enumerate(pending["subtasks"], 1)
             ]
         return "lead_feedback"
@@ -403,14 +505,22 @@ class WideSeekGraph:
     def _answer_lead(self, state: LeadState, text: str, is_error: bool) -> list[BaseMessage]:
         pending = state.get("pending")
         assert pending is not None
-        return self._answer_calls(pending["call"], text, is_error, pending["others"], next_turn=state["turn"] + 1,
-                                  max_turns=self.config.max_lead_turns)
+        return self._answer_calls(
+            pending["call"],
+            text,
+            is_error,
+            pending["others"],
+            next_turn=state["turn"] + 1,
+            max_turns=self.config.max_lead_turns,
+        )
 
     def _lead_feedback(self, state: LeadState) -> dict[str, Any]:
         pending = state.get("pending")
         error = (pending or {}).get("error") or "malformed tool call"
-        return {"messages": self._answer_lead(state, self.prompts.text("tool_error", error=error), True),
-                "pending": None}
+        return {
+            "messages": self._answer_lead(state, self.prompts.text("tool_error", error=error), True),
+            "pending": None,
+        }
 
     def _collect(self, state: LeadState) -> dict[str, Any]:
         pending = state.get("pending")
@@ -433,15 +543,30 @@ class WideSeekGraph:
             answer = strip_thinking(raw)
             table = extract_table(answer)
             boxed = extract_boxed(answer)
-        lead = build_agent_trajectory("lead", Role.LEAD, messages, state.get("turn_meta") or [],
-                                      self._lead.tools, status=status, error=state.get("error"),
-                                      keep_reasoning=cfg.keep_reasoning)
-        subs = sorted(state.get("agents") or [],
-                      key=lambda a: (int(a["agent_id"].split(".")[0][1:]), a.get("index") or 0))
+        lead = build_agent_trajectory(
+            "lead",
+            Role.LEAD,
+            messages,
+            state.get("turn_meta") or [],
+            self._lead.tools,
+            status=status,
+            error=state.get("error"),
+            keep_reasoning=cfg.keep_reasoning,
+        )
+        subs = sorted(
+            state.get("agents") or [],
+            key=lambda a: (int(a["agent_id"].split(".")[0][1:]), a.get("index") or 0),
+        )
         # Subagent trajectories are already plain data: build the record around them, without a validating
         # copy of every turn (see graph/trajectory.py)
-        traj = to_plain(Trajectory(rollout_id=state.get("rollout_id") or uuid.uuid4().hex,
-                                   question=state["question"], answer=answer, agents=[lead]))
+        traj = to_plain(
+            Trajectory(
+                rollout_id=state.get("rollout_id") or uuid.uuid4().hex,
+                question=state["question"],
+                answer=answer,
+                agents=[lead],
+            )
+        )
         traj["agents"] = traj["agents"] + subs
         _emit({"type": "final", "status": status})
         return {"status": status, "answer": answer, "table": table, "boxed": boxed, "trajectory": traj}
@@ -456,10 +581,25 @@ class WideSeekGraph:
         rollout_id = state.get("rollout_id")
         if not rollout_id or rollout_id == (state.get("trajectory") or {}).get("rollout_id"):
             rollout_id = uuid.uuid4().hex  # not given for this run: the id left by the previous one
-        return {"rollout_id": rollout_id, "messages": RESET, "turn_meta": RESET, "agents": RESET,
-                "errors": RESET, "reports": RESET, "pending": None, "status": Status.RUNNING.value, "error": None,
-                "turn": 0, "wave": 0, "ctx_tokens": 0, "ctx_messages": 0, "answer": None, "table": None,
-                "boxed": None, "trajectory": None}
+        return {
+            "rollout_id": rollout_id,
+            "messages": RESET,
+            "turn_meta": RESET,
+            "agents": RESET,
+            "errors": RESET,
+            "reports": RESET,
+            "pending": None,
+            "status": Status.RUNNING.value,
+            "error": None,
+            "turn": 0,
+            "wave": 0,
+            "ctx_tokens": 0,
+            "ctx_messages": 0,
+            "answer": None,
+            "table": None,
+            "boxed": None,
+            "trajectory": None,
+        }
 
     def build(self) -> StateGraph:
         """The uncompiled lead graph (add nodes or compile with your own checkpointer)."""
@@ -510,8 +650,9 @@ class WideSeekGraph:
         else:
             # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
             # custom events only with subgraphs=True. Values are taken from the parent graph alone.
-            async for ns, mode, chunk in self._compiled.astream(inputs, config, stream_mode=["custom", "values"],
-                                                                subgraphs=True):
+            async for ns, mode, chunk in self._compiled.astream(
+                inputs, config, stream_mode=["custom", "values"], subgraphs=True
+            ):
                 if mode == "custom":
                     on_event(chunk)
                 elif not ns:
@@ -521,6 +662,7 @@ class WideSeekGraph:
 
     def run(self, question: str, **kwargs: Any) -> WideSeekResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await arun`` there)."""
+
         async def go() -> WideSeekResult:
             try:
                 return await self.arun(question, **kwargs)
@@ -533,9 +675,14 @@ class WideSeekGraph:
     def result_from_state(state: dict[str, Any]) -> WideSeekResult:
         traj = from_plain(Trajectory, state["trajectory"])
         return WideSeekResult(
-            question=traj.question, answer=state.get("answer"), table=state.get("table"), boxed=state.get("boxed"),
+            question=traj.question,
+            answer=state.get("answer"),
+            table=state.get("table"),
+            boxed=state.get("boxed"),
             status=Status.OK if state.get("status") == Status.OK else Status.FAILED,
-            errors=list(state.get("errors") or []), usage=Usage.of(traj), trajectory=traj,
+            errors=list(state.get("errors") or []),
+            usage=Usage.of(traj),
+            trajectory=traj,
         )
 
     def as_tool(self, name: str = "wide_search", description: str | None = None) -> BaseTool:
@@ -552,16 +699,24 @@ class WideSeekGraph:
             return "The wide search failed: " + "; ".join(result.errors or ["no answer"])
 
         return StructuredTool.from_function(
-            coroutine=wide_search, name=name,
-            description=description or (
+            coroutine=wide_search,
+            name=name,
+            description=description
+            or (
                 "Answer a broad information-seeking question (many entities, several attributes each) by "
-                "dispatching parallel research subagents. Returns a markdown table or a short answer."),
+                "dispatching parallel research subagents. Returns a markdown table or a short answer."
+            ),
         )
 
     async def aclose(self) -> None:
         """Close this event loop's HTTP sessions and any backend that holds connections."""
         seen: set[int] = set()
-        for obj in (self.llm, getattr(self.access_tool.summarizer, "llm", None), self.search_backend, self.reader):
+        for obj in (
+            self.llm,
+            getattr(self.access_tool.summarizer, "llm", None),
+            self.search_backend,
+            self.reader,
+        ):
             if obj is None or id(obj) in seen:
                 continue
             seen.add(id(obj))
@@ -577,4 +732,3 @@ class WideSeekGraph:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-

@@ -185,7 +185,9 @@ def _construct(model: type[M], data: dict[str, Any]) -> M:
             values[name] = [_construct(inner, x) for x in v] if many else _construct(inner, v)
     for name, enum in enums.items():
         if name in values and not isinstance(values[name], enum):
-            values[name] = enum(values[name])  # the checked plain value back to its member, as validation would
+            values[name] = enum(
+                values[name]
+            )  # the checked plain value back to its member, as validation would
     return model.model_construct(**values)
 
 

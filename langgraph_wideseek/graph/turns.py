@@ -78,7 +78,9 @@ class TurnOutcome:
     ctx_tokens: int = 0
 
 
-def remaining_budget(context_tokens: int, ctx_tokens: int, ctx_messages: int, messages: list[BaseMessage]) -> int:
+def remaining_budget(
+    context_tokens: int, ctx_tokens: int, ctx_messages: int, messages: list[BaseMessage]
+) -> int:
     """Tokens left for the next generation, from the last exact count plus an estimate of what came since."""
     return context_tokens - ctx_tokens - estimate_tokens(messages[ctx_messages:])
 
@@ -96,8 +98,11 @@ async def call_model(
     """Call the model once with ``max_tokens`` set to the context that remains for this agent."""
     budget = remaining_budget(context_tokens, ctx_tokens, ctx_messages, messages)
     if budget < MIN_GENERATION_TOKENS:
-        return TurnOutcome(ReplyKind.FAILED, error=f"context overflow: about {context_tokens - budget} of "
-                                                    f"{context_tokens} tokens used before this turn")
+        return TurnOutcome(
+            ReplyKind.FAILED,
+            error=f"context overflow: about {context_tokens - budget} of "
+            f"{context_tokens} tokens used before this turn",
+        )
     try:
         coro = llm.ainvoke(messages, max_tokens=budget)
         if deadline is not None:
@@ -128,8 +133,12 @@ async def call_model(
     has_calls = bool(reply.tool_calls or reply.invalid_tool_calls)
     finish = reply.response_metadata.get("finish_reason")
     if finish == "length" and not reply.tool_calls:
-        return TurnOutcome(ReplyKind.FAILED, reply=reply, ctx_tokens=used,
-                           error="context overflow: the generation reached the context limit")
+        return TurnOutcome(
+            ReplyKind.FAILED,
+            reply=reply,
+            ctx_tokens=used,
+            error="context overflow: the generation reached the context limit",
+        )
     if has_calls:
         return TurnOutcome(ReplyKind.TOOLS, reply=reply, ctx_tokens=used)
     text = reply.content if isinstance(reply.content, str) else str(reply.content)
@@ -177,19 +186,29 @@ def build_agent_trajectory(
         if raw_calls is None:
             raw_calls = list(wire[meta["reply_index"]].get("tool_calls") or [])
         content = reply.content if isinstance(reply.content, str) else str(reply.content)
-        turns.append(from_plain(TurnRecord, {
-            "turn": meta["turn"],
-            "messages": wire[: meta["n_messages"]],
-            "tools": tools,
-            "completion": {"content": content, "reasoning": reply.additional_kwargs.get("reasoning_content"),
-                           "tool_calls": list(raw_calls)},
-            "prompt_token_ids": md.get("prompt_token_ids"),
-            "completion_token_ids": md.get("token_ids"),
-            "logprobs": md.get("logprobs"),
-            "finish_reason": md.get("finish_reason"),
-            "usage": {"prompt_tokens": int(usage.get("input_tokens", 0)),
-                      "completion_tokens": int(usage.get("output_tokens", 0))},
-        }))
+        turns.append(
+            from_plain(
+                TurnRecord,
+                {
+                    "turn": meta["turn"],
+                    "messages": wire[: meta["n_messages"]],
+                    "tools": tools,
+                    "completion": {
+                        "content": content,
+                        "reasoning": reply.additional_kwargs.get("reasoning_content"),
+                        "tool_calls": list(raw_calls),
+                    },
+                    "prompt_token_ids": md.get("prompt_token_ids"),
+                    "completion_token_ids": md.get("token_ids"),
+                    "logprobs": md.get("logprobs"),
+                    "finish_reason": md.get("finish_reason"),
+                    "usage": {
+                        "prompt_tokens": int(usage.get("input_tokens", 0)),
+                        "completion_tokens": int(usage.get("output_tokens", 0)),
+                    },
+                },
+            )
+        )
     return AgentTrajectory(agent_id=agent_id, role=role, status=status, index=index, error=error, turns=turns)
 
 

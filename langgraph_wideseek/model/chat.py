@@ -97,7 +97,9 @@ def message_to_openai(m: BaseMessage, *, keep_reasoning: bool = True) -> dict[st
         for tc in m.tool_calls:
             raw = raw_calls.get(tc["id"])
             args = raw["function"]["arguments"] if raw else json.dumps(tc["args"], ensure_ascii=False)
-            calls.append({"id": tc["id"], "type": "function", "function": {"name": tc["name"], "arguments": args}})
+            calls.append(
+                {"id": tc["id"], "type": "function", "function": {"name": tc["name"], "arguments": args}}
+            )
         if calls:
             out["tool_calls"] = calls
         # A malformed call cannot go back as structured JSON (the server would reject it), so it goes back as
@@ -147,13 +149,24 @@ def parse_completion(data: dict[str, Any]) -> AIMessage:
             if not name:
                 raise ValueError("tool call has no name")
         except json.JSONDecodeError as e:
-            invalid.append(invalid_tool_call(name=name, args=args_text if isinstance(args_text, str) else None,
-                                             id=cid, error=f"tool call arguments are not valid JSON: {e.msg} "
-                                                           f"at position {e.pos}"))
+            invalid.append(
+                invalid_tool_call(
+                    name=name,
+                    args=args_text if isinstance(args_text, str) else None,
+                    id=cid,
+                    error=f"tool call arguments are not valid JSON: {e.msg} at position {e.pos}",
+                )
+            )
             continue
         except ValueError as e:
-            invalid.append(invalid_tool_call(name=name, args=args_text if isinstance(args_text, str) else None,
-                                             id=cid, error=f"invalid tool call: {e}"))
+            invalid.append(
+                invalid_tool_call(
+                    name=name,
+                    args=args_text if isinstance(args_text, str) else None,
+                    id=cid,
+                    error=f"invalid tool call: {e}",
+                )
+            )
             continue
         calls.append(tool_call(name=name, args=args, id=cid))
     for err in hermes_errors:
@@ -220,12 +233,20 @@ class ChatVLLM(BaseChatModel):
     def from_config(cls, cfg: Any, **overrides: Any) -> ChatVLLM:
         """Build from a :class:`~langgraph_wideseek.config.WideSeekConfig`."""
         kw = dict(
-            base_url=cfg.base_url, model=cfg.model, api_key=cfg.api_key, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k,
+            base_url=cfg.base_url,
+            model=cfg.model,
+            api_key=cfg.api_key,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            top_k=cfg.top_k,
             repetition_penalty=cfg.repetition_penalty if cfg.repetition_penalty != 1.0 else None,
-            seed=cfg.seed, request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-            max_inflight=cfg.max_inflight_requests, return_token_ids=cfg.return_token_ids,
-            logprobs=cfg.logprobs, keep_reasoning=cfg.keep_reasoning,
+            seed=cfg.seed,
+            request_timeout=cfg.request_timeout,
+            max_retries=cfg.max_retries,
+            max_inflight=cfg.max_inflight_requests,
+            return_token_ids=cfg.return_token_ids,
+            logprobs=cfg.logprobs,
+            keep_reasoning=cfg.keep_reasoning,
         )
         kw.update(overrides)
         return cls(**kw)
@@ -239,14 +260,18 @@ class ChatVLLM(BaseChatModel):
         return {"base_url": self.base_url, "model": self.model}
 
     def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any):  # type: ignore[override]
-        schemas = [t if isinstance(t, dict) and t.get("type") == "function" else convert_to_openai_tool(t)
-                   for t in tools]
+        schemas = [
+            t if isinstance(t, dict) and t.get("type") == "function" else convert_to_openai_tool(t)
+            for t in tools
+        ]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=schemas, **kwargs)
 
     # --- request building ----------------------------------------------------------------------------------
-    def build_payload(self, messages: Sequence[BaseMessage], stop: list[str] | None, **kwargs: Any) -> dict[str, Any]:
+    def build_payload(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [message_to_openai(m, keep_reasoning=self.keep_reasoning) for m in messages],
@@ -270,8 +295,12 @@ class ChatVLLM(BaseChatModel):
         """The HTTP transport of this model (built on first use from the endpoint fields)."""
         if self._transport is None:
             self._transport = OpenAITransport(
-                self.base_url, self.api_key, timeout=self.request_timeout, max_inflight=self.max_inflight,
-                retry=RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay))
+                self.base_url,
+                self.api_key,
+                timeout=self.request_timeout,
+                max_inflight=self.max_inflight,
+                retry=RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay),
+            )
         return self._transport
 
     async def aclose(self) -> None:
@@ -296,8 +325,10 @@ class ChatVLLM(BaseChatModel):
     def _rejected_extra(self, e: ModelRequestError, payload: dict[str, Any]) -> str | None:
         if e.status != 400 or isinstance(e, ContextOverflowError):
             return None
-        return next((o for o in _OPTIONAL_EXTRAS if o in payload and o in e.detail and o not in self._unsupported),
-                    None)
+        return next(
+            (o for o in _OPTIONAL_EXTRAS if o in payload and o in e.detail and o not in self._unsupported),
+            None,
+        )
 
     # --- LangChain interface -------------------------------------------------------------------------------
     async def _agenerate(
@@ -309,7 +340,9 @@ class ChatVLLM(BaseChatModel):
     ) -> ChatResult:
         data = await self.apost(self.build_payload(messages, stop, **kwargs))
         ai = parse_completion(data)
-        return ChatResult(generations=[ChatGeneration(message=ai)], llm_output={"model_name": data.get("model")})
+        return ChatResult(
+            generations=[ChatGeneration(message=ai)], llm_output={"model_name": data.get("model")}
+        )
 
     def _generate(
         self,

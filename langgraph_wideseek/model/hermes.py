@@ -46,7 +46,7 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
         reasoning = head.split("<think>", 1)[1] if "<think>" in head else head
         return reasoning.strip(), tail.lstrip("\n")
     if text.lstrip().startswith("<think>"):
-        return text.lstrip()[len("<think>"):].strip(), ""
+        return text.lstrip()[len("<think>") :].strip(), ""
     return None, text
 
 
@@ -136,4 +136,8 @@ def _parse_block(raw: str) -> tuple[dict[str, Any] | None, str]:
 
 def render_hermes(name: str, arguments: dict[str, Any]) -> str:
     """The text form of one tool call, as Qwen3's chat template writes it."""
-    return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False) + "\n</tool_call>"
+    return (
+        "<tool_call>\n"
+        + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+        + "\n</tool_call>"
+    )

@@ -35,7 +35,9 @@ def dumps(payload: dict[str, Any]) -> bytes:
     """A request body. orjson is about four times faster than ``json`` here, on every model call."""
     try:
         return orjson.dumps(payload)
-    except TypeError:  # an object orjson does not know (e.g. from a user's extra_body): the slow, lenient path
+    except (
+        TypeError
+    ):  # an object orjson does not know (e.g. from a user's extra_body): the slow, lenient path
         return json.dumps(payload, ensure_ascii=False).encode()
 
 
@@ -71,7 +73,8 @@ class OpenAITransport:
         self.what = what
         self._limiter = ENDPOINT_LIMITERS.for_endpoint(self.base_url, max_inflight)
         self._sessions: LoopLocal[aiohttp.ClientSession] = LoopLocal(
-            self._new_session, close=_close_session, stale=_session_closed)
+            self._new_session, close=_close_session, stale=_session_closed
+        )
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAITransport({self.base_url!r}, key={'set' if self._key else 'none'})"
@@ -104,7 +107,9 @@ class OpenAITransport:
         """POST ``payload`` to ``base_url + path`` until a 200 with a JSON body; returns the decoded body."""
 
         def retried(n: int, err: BaseException, wait: float) -> None:
-            log.warning("%s request failed (%s); retry %d/%d in %.1fs", self.what, err, n, self.retry.retries, wait)
+            log.warning(
+                "%s request failed (%s); retry %d/%d in %.1fs", self.what, err, n, self.retry.retries, wait
+            )
             if on_retry is not None:
                 on_retry(n, err, wait)
 

@@ -34,7 +34,9 @@ def fill(template: str, **values: Any) -> str:
     One pass over the template only: a value that itself contains ``{subtask}`` or ``{page}`` (user questions,
     page text) is inserted verbatim, never filled in turn.
     """
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+    return _PLACEHOLDER.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template
+    )
 
 
 @dataclass(frozen=True)

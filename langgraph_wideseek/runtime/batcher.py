@@ -54,8 +54,11 @@ class MicroBatcher(Generic[K, V]):
         if len(st.items) >= self.max_batch:
             self._flush(st)
         elif st.timer is None:
-            st.timer = (loop.call_soon(self._flush, st) if self.max_wait == 0
-                        else loop.call_later(self.max_wait, self._flush, st))
+            st.timer = (
+                loop.call_soon(self._flush, st)
+                if self.max_wait == 0
+                else loop.call_later(self.max_wait, self._flush, st)
+            )
         return await fut
 
     def _flush(self, st: _Pending[K, V]) -> None:
@@ -66,7 +69,9 @@ class MicroBatcher(Generic[K, V]):
         st.items = []
         if batch:
             task = asyncio.get_running_loop().create_task(self._run_batch(batch))
-            st.running.add(task)  # keep a reference until it finishes, or the task may be collected mid-flight
+            st.running.add(
+                task
+            )  # keep a reference until it finishes, or the task may be collected mid-flight
             task.add_done_callback(st.running.discard)
 
     async def _run_batch(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:

@@ -25,11 +25,12 @@ class RetryPolicy:
     jitter: float = 0.25
 
     def delay(self, attempt: int, hint: float | None = None) -> float:
-        if hint is not None and hint >= 0:  # a server's Retry-After wins, capped so a bad header cannot stall us
+        if (
+            hint is not None and hint >= 0
+        ):  # a server's Retry-After wins, capped so a bad header cannot stall us
             return min(hint, self.max_delay * 3)
         d = min(self.max_delay, self.base_delay * (2**attempt))
         return d * (1 + random.uniform(-self.jitter, self.jitter))
-
 
 
 async def retry_async(

@@ -128,8 +128,10 @@ def filler_text(n_tokens: int, seed: str = "") -> str:
     """About ``n_tokens`` tokens of plausible reasoning filler (a word plus a space is two toy tokens)."""
     if n_tokens <= 0:
         return ""
-    vocab = ("check the evidence again and compare each source with the task before deciding what to do "
-             "next while keeping the final format in mind").split()
+    vocab = (
+        "check the evidence again and compare each source with the task before deciding what to do "
+        "next while keeping the final format in mind"
+    ).split()
     start = sum(map(ord, seed)) % len(vocab)
     return " ".join(vocab[(start + i) % len(vocab)] for i in range(max(1, n_tokens // 2))) + "."
 
@@ -146,7 +148,7 @@ def subtask_blocks(tool_text: str) -> list[_Subtask]:
     marks = list(_SUBTASK_BLOCK.finditer(tool_text))
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(tool_text)
-        body = tool_text[m.end():end]
+        body = tool_text[m.end() : end]
         prompt, sep, result = body.partition("# Result:")
         out.append(_Subtask(prompt.strip(), result.strip() if sep else ""))
     return out
@@ -210,8 +212,14 @@ class WideSeekPolicy:
             return self._fail(f"{role} policy error: {type(e).__name__}: {e}")
 
     # --- replies ------------------------------------------------------------------------------------------
-    def _reply(self, plan: str, *, content: str | None = None, tool: str | None = None,
-               arguments: dict[str, Any] | None = None) -> Reply:
+    def _reply(
+        self,
+        plan: str,
+        *,
+        content: str | None = None,
+        tool: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Reply:
         reasoning = plan
         if self.think_tokens:
             reasoning += " " + filler_text(self.think_tokens, plan)
@@ -249,7 +257,9 @@ class WideSeekPolicy:
             elif (em := _ENTITY_SUBTASK.search(b.prompt)) is not None:
                 name = em.group("name")
                 attempts[name] += 1
-                got = {c: v for c in fields if (v := match_field(c, fact_lines(b.result))) and v != _NOT_FOUND}
+                got = {
+                    c: v for c in fields if (v := match_field(c, fact_lines(b.result))) and v != _NOT_FOUND
+                }
                 if got:
                     reports[name] = got
         if named is not None:
@@ -259,25 +269,38 @@ class WideSeekPolicy:
             if list_attempts < self.max_attempts:
                 title = f"List of {label}"
                 prompt = f'Find the list page "{title}" and report the names of all its members, one per line as "- name".'
-                return self._reply(f"First I need the members of {label}; one subagent reads the list page.",
-                                   tool="create_sub_agents", arguments={"sub_agents": [{"prompt": prompt}]})
+                return self._reply(
+                    f"First I need the members of {label}; one subagent reads the list page.",
+                    tool="create_sub_agents",
+                    arguments={"sub_agents": [{"prompt": prompt}]},
+                )
             members = []  # the list could not be found: answer with an empty table rather than loop
 
         todo = [n for n in members if n not in reports and attempts[n] < self.max_attempts]
         if todo:
             wave = todo[: self.max_per_wave]
-            prompts = [{"prompt": f'Find the page of "{n}" (one of the {label}) and report these fields, one per '
-                                  f'line as "Field: value": {"; ".join(fields)}.'} for n in wave]
-            return self._reply(f"{len(members)} members known, {len(reports)} reported; sending {len(wave)} "
-                               f"subagents.", tool="create_sub_agents", arguments={"sub_agents": prompts})
+            prompts = [
+                {
+                    "prompt": f'Find the page of "{n}" (one of the {label}) and report these fields, one per '
+                    f'line as "Field: value": {"; ".join(fields)}.'
+                }
+                for n in wave
+            ]
+            return self._reply(
+                f"{len(members)} members known, {len(reports)} reported; sending {len(wave)} subagents.",
+                tool="create_sub_agents",
+                arguments={"sub_agents": prompts},
+            )
 
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for n in members:
             row = reports.get(n, {})
             lines.append("| " + " | ".join([n] + [row.get(c, "N/A") for c in fields]) + " |")
         table = "```markdown\n" + "\n".join(lines) + "\n```"
-        return self._reply(f"All {len(members)} members are covered; writing the table.",
-                           content=f"Here is the table of {label}.\n\n{table}")
+        return self._reply(
+            f"All {len(members)} members are covered; writing the table.",
+            content=f"Here is the table of {label}.\n\n{table}",
+        )
 
     # --- subagent -----------------------------------------------------------------------------------------
     def _subagent(self, request: dict[str, Any]) -> Reply:
@@ -290,7 +313,7 @@ class WideSeekPolicy:
         else:
             return self._fail(f"subagent: unrecognised subtask {text[:200]!r}")
 
-        searches, candidates, accessed = 0, [], []   # what this agent's own context says happened so far
+        searches, candidates, accessed = 0, [], []  # what this agent's own context says happened so far
         page_result: str | None = None
         for m in request["messages"]:
             if m.get("role") != "tool":
@@ -309,19 +332,31 @@ class WideSeekPolicy:
             return self._report(target, fields, page_result)
         if searches < 1 + self.extra_searches:
             query = target if searches == 0 else f"{target} {label}".strip()
-            return self._reply(f"I will search for {target}.", tool="search",
-                               arguments={"queries": [{"query": query, "count": self.search_count}]})
-        exact = [u for u in candidates if _title_from_url(u).casefold() == target.casefold() and u not in accessed]
+            return self._reply(
+                f"I will search for {target}.",
+                tool="search",
+                arguments={"queries": [{"query": query, "count": self.search_count}]},
+            )
+        exact = [
+            u for u in candidates if _title_from_url(u).casefold() == target.casefold() and u not in accessed
+        ]
         if exact and len(accessed) < self.max_attempts + 1:
             info = "the names of all members" if fields is None else "; ".join(fields)
-            return self._reply(f"The page {exact[0]} is about {target}; reading it.", tool="access",
-                               arguments={"urls": [{"url": exact[0], "info_to_extract": info}]})
+            return self._reply(
+                f"The page {exact[0]} is about {target}; reading it.",
+                tool="access",
+                arguments={"urls": [{"url": exact[0], "info_to_extract": info}]},
+            )
         if searches < 2 + self.extra_searches:
-            return self._reply(f"No result names {target} exactly; searching again.", tool="search",
-                               arguments={"queries": [{"query": f"{target} {label}".strip(),
-                                                       "count": self.search_count}]})
-        return self._reply(f"I could not find a page for {target}.",
-                           content=f"I could not find a page for {target}; its fields are {_NOT_FOUND}.")
+            return self._reply(
+                f"No result names {target} exactly; searching again.",
+                tool="search",
+                arguments={"queries": [{"query": f"{target} {label}".strip(), "count": self.search_count}]},
+            )
+        return self._reply(
+            f"I could not find a page for {target}.",
+            content=f"I could not find a page for {target}; its fields are {_NOT_FOUND}.",
+        )
 
     def _report(self, target: str, fields: list[str] | None, page: str) -> Reply:
         if fields is None:
@@ -330,7 +365,8 @@ class WideSeekPolicy:
         else:
             facts = fact_lines(page)
             body = f"Report on {target}.\n" + "\n".join(
-                f"{c}: {match_field(c, facts) or _NOT_FOUND}" for c in fields)
+                f"{c}: {match_field(c, facts) or _NOT_FOUND}" for c in fields
+            )
         if self.reply_tokens:
             body += "\n\nNotes. " + filler_text(self.reply_tokens, target)
         return self._reply(f"I have what the task asks about {target}; reporting.", content=body)
@@ -350,8 +386,7 @@ def _access_blocks(body: str) -> list[tuple[str, str]]:
     out = []
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(body)
-        chunk = body[m.end():end]
+        chunk = body[m.end() : end]
         _, sep, result = chunk.partition("# Result:")
         out.append((m.group("url"), result.strip() if sep else ""))
     return out
-

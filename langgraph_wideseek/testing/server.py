@@ -48,6 +48,7 @@ try:  # the server is harness: when orjson is around (langgraph pulls it in), JS
 
     _loads = orjson.loads
 except ImportError:  # pragma: no cover - orjson ships with langgraph
+
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False).encode()
 
@@ -63,8 +64,12 @@ def _logprob_entry(token_id: int) -> dict[str, Any]:
     if e is None:
         if len(_LOGPROB_ENTRIES) > 200_000:
             _LOGPROB_ENTRIES.clear()
-        e = _LOGPROB_ENTRIES[token_id] = {"token": str(token_id), "logprob": toy_logprob(token_id), "bytes": None,
-                                          "top_logprobs": []}
+        e = _LOGPROB_ENTRIES[token_id] = {
+            "token": str(token_id),
+            "logprob": toy_logprob(token_id),
+            "bytes": None,
+            "top_logprobs": [],
+        }
     return e
 
 
@@ -146,7 +151,7 @@ class PrefixTracker:
         seen = self._seen.setdefault(role, set())
         h, shared, hit = 0, 0, True
         for i in range(0, len(prompt) - len(prompt) % self.block, self.block):
-            h = hash((h, prompt[i:i + self.block]))
+            h = hash((h, prompt[i : i + self.block]))
             if hit and h in seen:
                 shared = i + self.block
             else:
@@ -297,8 +302,12 @@ class FakeOpenAIServer:
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         self.stats.errors += 1
-        body = {"object": "error", "message": message, "type": "BadRequestError" if status == 400 else "Error",
-                "code": status}
+        body = {
+            "object": "error",
+            "message": message,
+            "type": "BadRequestError" if status == 400 else "Error",
+            "code": status,
+        }
         return web.json_response(body, status=status, headers=headers)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -324,7 +333,9 @@ class FakeOpenAIServer:
         finally:
             self.stats.inflight -= 1
 
-    async def _respond(self, request: web.Request, body: dict, reply: Reply, started: float) -> web.StreamResponse:
+    async def _respond(
+        self, request: web.Request, body: dict, reply: Reply, started: float
+    ) -> web.StreamResponse:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
@@ -366,7 +377,9 @@ class FakeOpenAIServer:
         for tc in reply.tool_calls:
             args = tc.get("arguments", {})
             raw += ("\n" if raw else "") + (
-                render_hermes(tc["name"], args) if isinstance(args, dict) else f"<tool_call>\n{args}\n</tool_call>"
+                render_hermes(tc["name"], args)
+                if isinstance(args, dict)
+                else f"<tool_call>\n{args}\n</tool_call>"
             )
         completion_ids = toy_tokenize(raw)
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
@@ -398,7 +411,8 @@ class FakeOpenAIServer:
                     "type": "function",
                     "function": {
                         "name": tc["name"],
-                        "arguments": tc["arguments"] if isinstance(tc.get("arguments"), str)
+                        "arguments": tc["arguments"]
+                        if isinstance(tc.get("arguments"), str)
                         else json.dumps(tc.get("arguments", {}), ensure_ascii=False),
                     },
                 }
@@ -408,10 +422,12 @@ class FakeOpenAIServer:
         if body.get("return_token_ids"):
             choice["token_ids"] = completion_ids
         if body.get("logprobs"):
-            choice["logprobs"] = {"content": [_logprob_entry(t) for t in completion_ids
-            ]}
-        usage = {"prompt_tokens": len(prompt_ids), "completion_tokens": len(completion_ids),
-                 "total_tokens": len(prompt_ids) + len(completion_ids)}
+            choice["logprobs"] = {"content": [_logprob_entry(t) for t in completion_ids]}
+        usage = {
+            "prompt_tokens": len(prompt_ids),
+            "completion_tokens": len(completion_ids),
+            "total_tokens": len(prompt_ids) + len(completion_ids),
+        }
         resp: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -425,16 +441,24 @@ class FakeOpenAIServer:
         if self.record_requests:
             self.completions.append((body, resp))
         if body.get("stream"):
-            return await self._stream(request, resp, include_usage=bool((body.get("stream_options") or {})
-                                                                          .get("include_usage")))
+            return await self._stream(
+                request, resp, include_usage=bool((body.get("stream_options") or {}).get("include_usage"))
+            )
         return web.Response(body=_dumps(resp), content_type="application/json")
 
-    async def _stream(self, request: web.Request, resp: dict[str, Any], include_usage: bool) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, resp: dict[str, Any], include_usage: bool
+    ) -> web.StreamResponse:
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
         choice = resp["choices"][0]
         msg = choice["message"]
-        base = {"id": resp["id"], "object": "chat.completion.chunk", "created": resp["created"], "model": resp["model"]}
+        base = {
+            "id": resp["id"],
+            "object": "chat.completion.chunk",
+            "created": resp["created"],
+            "model": resp["model"],
+        }
 
         async def send(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]}
@@ -449,7 +473,9 @@ class FakeOpenAIServer:
             await send({"tool_calls": [{"index": i, **tc}]})
         await send({}, choice["finish_reason"])
         if include_usage:
-            await out.write(f"data: {json.dumps({**base, 'choices': [], 'usage': resp['usage']})}\n\n".encode())
+            await out.write(
+                f"data: {json.dumps({**base, 'choices': [], 'usage': resp['usage']})}\n\n".encode()
+            )
         await out.write(b"data: [DONE]\n\n")
         await out.write_eof()
         return out

@@ -42,8 +42,20 @@ from ..eval.table import norm_column
 from ..graph.answer import extract_table
 
 BASE_URL = "https://synthpedia.example/wiki/"  # RFC 2606 reserved name: never a real site
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 Metric = Literal["exact_match", "number_near", "date_near", "url_match"]
 Value = int | float | str | dt.date
@@ -58,7 +70,6 @@ def page_url(title: str) -> str:
     return BASE_URL + slug(title)
 
 
-
 def format_date(d: dt.date) -> str:
     """Prose form on pages (``14 March 1887``): day-first with the month spelled out, so it never reads
     ambiguously."""
@@ -66,13 +77,40 @@ def format_date(d: dt.date) -> str:
 
 
 # --- the vocabulary ---------------------------------------------------------------------------------------
-_ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "qu", "r", "s", "st",
-           "t", "th", "tr", "v", "w", "z"]
+_ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "qu",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "w",
+    "z",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou"]
 _CODAS = ["", "", "", "l", "n", "r", "s", "th", "nd", "rm"]
-_FILLER = ("archive survey record season council road village harbour bridge market festival winter summer "
-           "report traveller expedition committee chronicle museum railway district mill quarry census ferry "
-           "school charter treaty garden library coast valley plain ridge").split()
+_FILLER = (
+    "archive survey record season council road village harbour bridge market festival winter summer "
+    "report traveller expedition committee chronicle museum railway district mill quarry census ferry "
+    "school charter treaty garden library coast valley plain ridge"
+).split()
 
 
 class _Words:
@@ -98,35 +136,40 @@ class _Words:
 class Attribute:
     """One column of a kind: how a value is drawn, shown on the page, and written into the gold table."""
 
-    column: str                      # table header, as the query names it
-    label: str                       # label of the Facts line on the page
+    column: str  # table header, as the query names it
+    label: str  # label of the Facts line on the page
     metric: Metric
     draw: Callable[[random.Random, _Words, str], Value]
-    fact: Callable[[Value], str]     # the value as the page's Facts line shows it
-    gold: Callable[[Value], str]     # the value as the gold CSV holds it
-    sentence: str                    # prose restating the fact; ``{name}`` and ``{fact}`` are filled in
-    tolerance: float | None = None   # number_near relative tolerance
+    fact: Callable[[Value], str]  # the value as the page's Facts line shows it
+    gold: Callable[[Value], str]  # the value as the gold CSV holds it
+    sentence: str  # prose restating the fact; ``{name}`` and ``{fact}`` are filled in
+    tolerance: float | None = None  # number_near relative tolerance
 
     @property
     def preprocess(self) -> str:
-        return {"exact_match": "norm_str", "number_near": "extract_number", "date_near": "norm_date",
-                "url_match": "norm_str"}[self.metric]
+        return {
+            "exact_match": "norm_str",
+            "number_near": "extract_number",
+            "date_near": "norm_date",
+            "url_match": "norm_str",
+        }[self.metric]
 
 
 @dataclass(frozen=True)
 class Kind:
-    key: str             # key column header ("River")
+    key: str  # key column header ("River")
     singular: str
     plural: str
     name: Callable[[_Words], str]
     attributes: tuple[Attribute, ...]
-    related: tuple[str, ...]   # suffixes of distractor pages ("Bridge" -> "Velmora River Bridge")
+    related: tuple[str, ...]  # suffixes of distractor pages ("Bridge" -> "Velmora River Bridge")
 
 
 def _date(lo: int, hi: int) -> Callable[[random.Random, _Words, str], Value]:
     def draw(rng: random.Random, words: _Words, name: str) -> Value:
         start = dt.date(lo, 1, 1).toordinal()
         return dt.date.fromordinal(rng.randint(start, dt.date(hi, 12, 31).toordinal()))
+
     return draw
 
 
@@ -157,58 +200,219 @@ def _unit(unit: str, thousands: bool = False) -> dict[str, Callable[[Value], str
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("River", "river", "rivers", lambda w: f"{w.word()} River", (
-        Attribute("Length (km)", "Length", "number_near", _float(20, 3000), sentence="{name} is {fact} long.",
-                  tolerance=0.01, **_unit("km")),
-        Attribute("Drainage basin (km2)", "Drainage basin", "number_near", _int(500, 900_000),
-                  sentence="Its drainage basin covers {fact}.", tolerance=0.05, **_unit("km2", thousands=True)),
-        Attribute("Mouth", "Mouth", "exact_match", _named("Lake {w}"),
-                  sentence="The river empties into {fact}.", **_TEXT),
-        Attribute("First surveyed", "First surveyed", "date_near", _date(1700, 1950),
-                  sentence="It was first surveyed on {fact}.", **_DATE),
-    ), ("Bridge", "Dam", "Valley")),
-    Kind("Company", "company", "companies",
-         lambda w: f"{w.word()} {w.rng.choice(['Industries', 'Systems', 'Holdings', 'Works'])}",
-         (
-             Attribute("Founded", "Founded", "date_near", _date(1850, 2015),
-                       sentence="{name} was founded on {fact}.", **_DATE),
-             Attribute("Headquarters", "Headquarters", "exact_match", _named("{w}"),
-                       sentence="The company is headquartered in {fact}.", **_TEXT),
-             Attribute("Employees", "Employees", "number_near", _int(50, 250_000),
-                       sentence="It employs {fact} people.", tolerance=0.05, **_unit("", thousands=True)),
-             Attribute("Website", "Website", "url_match", _website,
-                       sentence="Its official website is {fact}.", **_TEXT),
-         ), ("Foundation", "Tower", "Cup")),
-    Kind("Athlete", "athlete", "athletes", lambda w: f"{w.word((1, 2))} {w.word()}", (
-        Attribute("Date of birth", "Birth date", "date_near", _date(1975, 2004),
-                  sentence="{name} was born on {fact}.", **_DATE),
-        Attribute("Club", "Club", "exact_match", _named("{w} Athletic"),
-                  sentence="{name} plays for {fact}.", **_TEXT),
-        Attribute("Height (cm)", "Height", "number_near", _int(160, 205),
-                  sentence="{name} is {fact} tall.", tolerance=0.0, **_unit("cm")),
-        Attribute("Career goals", "Career goals", "exact_match", _int(0, 400),
-                  sentence="Over the career so far {name} has scored {fact} goals.", **_TEXT),
-    ), ("Trophy", "Stadium", "Academy")),
-    Kind("Lighthouse", "lighthouse", "lighthouses", lambda w: f"{w.word()} Point Lighthouse", (
-        Attribute("Year built", "Built", "exact_match", _int(1780, 1990),
-                  sentence="{name} was built in {fact}.", **_TEXT),
-        Attribute("Height (m)", "Tower height", "number_near", _float(8, 80),
-                  sentence="The tower stands {fact} high.", tolerance=0.05, **_unit("m")),
-        Attribute("Range (nmi)", "Range", "number_near", _int(5, 30),
-                  sentence="Its light is visible for {fact}.", tolerance=0.0, **_unit("nmi")),
-        Attribute("Operator", "Operator", "exact_match", _named("{w} Maritime Authority"),
-                  sentence="It is operated by the {fact}.", **_TEXT),
-    ), ("Museum", "Keepers Cottage", "Reef")),
-    Kind("Mountain", "mountain", "mountains", lambda w: f"Mount {w.word()}", (
-        Attribute("Elevation (m)", "Elevation", "number_near", _int(900, 8800),
-                  sentence="{name} rises to {fact}.", tolerance=0.01, **_unit("m", thousands=True)),
-        Attribute("Prominence (m)", "Prominence", "number_near", _int(100, 4000),
-                  sentence="Its topographic prominence is {fact}.", tolerance=0.05, **_unit("m", thousands=True)),
-        Attribute("First ascent", "First ascent", "date_near", _date(1780, 1990),
-                  sentence="The first recorded ascent was on {fact}.", **_DATE),
-        Attribute("Mountain range", "Range", "exact_match", _named("{w} Range"),
-                  sentence="It belongs to the {fact}.", **_TEXT),
-    ), ("Tunnel", "Observatory", "Pass")),
+    Kind(
+        "River",
+        "river",
+        "rivers",
+        lambda w: f"{w.word()} River",
+        (
+            Attribute(
+                "Length (km)",
+                "Length",
+                "number_near",
+                _float(20, 3000),
+                sentence="{name} is {fact} long.",
+                tolerance=0.01,
+                **_unit("km"),
+            ),
+            Attribute(
+                "Drainage basin (km2)",
+                "Drainage basin",
+                "number_near",
+                _int(500, 900_000),
+                sentence="Its drainage basin covers {fact}.",
+                tolerance=0.05,
+                **_unit("km2", thousands=True),
+            ),
+            Attribute(
+                "Mouth",
+                "Mouth",
+                "exact_match",
+                _named("Lake {w}"),
+                sentence="The river empties into {fact}.",
+                **_TEXT,
+            ),
+            Attribute(
+                "First surveyed",
+                "First surveyed",
+                "date_near",
+                _date(1700, 1950),
+                sentence="It was first surveyed on {fact}.",
+                **_DATE,
+            ),
+        ),
+        ("Bridge", "Dam", "Valley"),
+    ),
+    Kind(
+        "Company",
+        "company",
+        "companies",
+        lambda w: f"{w.word()} {w.rng.choice(['Industries', 'Systems', 'Holdings', 'Works'])}",
+        (
+            Attribute(
+                "Founded",
+                "Founded",
+                "date_near",
+                _date(1850, 2015),
+                sentence="{name} was founded on {fact}.",
+                **_DATE,
+            ),
+            Attribute(
+                "Headquarters",
+                "Headquarters",
+                "exact_match",
+                _named("{w}"),
+                sentence="The company is headquartered in {fact}.",
+                **_TEXT,
+            ),
+            Attribute(
+                "Employees",
+                "Employees",
+                "number_near",
+                _int(50, 250_000),
+                sentence="It employs {fact} people.",
+                tolerance=0.05,
+                **_unit("", thousands=True),
+            ),
+            Attribute(
+                "Website",
+                "Website",
+                "url_match",
+                _website,
+                sentence="Its official website is {fact}.",
+                **_TEXT,
+            ),
+        ),
+        ("Foundation", "Tower", "Cup"),
+    ),
+    Kind(
+        "Athlete",
+        "athlete",
+        "athletes",
+        lambda w: f"{w.word((1, 2))} {w.word()}",
+        (
+            Attribute(
+                "Date of birth",
+                "Birth date",
+                "date_near",
+                _date(1975, 2004),
+                sentence="{name} was born on {fact}.",
+                **_DATE,
+            ),
+            Attribute(
+                "Club",
+                "Club",
+                "exact_match",
+                _named("{w} Athletic"),
+                sentence="{name} plays for {fact}.",
+                **_TEXT,
+            ),
+            Attribute(
+                "Height (cm)",
+                "Height",
+                "number_near",
+                _int(160, 205),
+                sentence="{name} is {fact} tall.",
+                tolerance=0.0,
+                **_unit("cm"),
+            ),
+            Attribute(
+                "Career goals",
+                "Career goals",
+                "exact_match",
+                _int(0, 400),
+                sentence="Over the career so far {name} has scored {fact} goals.",
+                **_TEXT,
+            ),
+        ),
+        ("Trophy", "Stadium", "Academy"),
+    ),
+    Kind(
+        "Lighthouse",
+        "lighthouse",
+        "lighthouses",
+        lambda w: f"{w.word()} Point Lighthouse",
+        (
+            Attribute(
+                "Year built",
+                "Built",
+                "exact_match",
+                _int(1780, 1990),
+                sentence="{name} was built in {fact}.",
+                **_TEXT,
+            ),
+            Attribute(
+                "Height (m)",
+                "Tower height",
+                "number_near",
+                _float(8, 80),
+                sentence="The tower stands {fact} high.",
+                tolerance=0.05,
+                **_unit("m"),
+            ),
+            Attribute(
+                "Range (nmi)",
+                "Range",
+                "number_near",
+                _int(5, 30),
+                sentence="Its light is visible for {fact}.",
+                tolerance=0.0,
+                **_unit("nmi"),
+            ),
+            Attribute(
+                "Operator",
+                "Operator",
+                "exact_match",
+                _named("{w} Maritime Authority"),
+                sentence="It is operated by the {fact}.",
+                **_TEXT,
+            ),
+        ),
+        ("Museum", "Keepers Cottage", "Reef"),
+    ),
+    Kind(
+        "Mountain",
+        "mountain",
+        "mountains",
+        lambda w: f"Mount {w.word()}",
+        (
+            Attribute(
+                "Elevation (m)",
+                "Elevation",
+                "number_near",
+                _int(900, 8800),
+                sentence="{name} rises to {fact}.",
+                tolerance=0.01,
+                **_unit("m", thousands=True),
+            ),
+            Attribute(
+                "Prominence (m)",
+                "Prominence",
+                "number_near",
+                _int(100, 4000),
+                sentence="Its topographic prominence is {fact}.",
+                tolerance=0.05,
+                **_unit("m", thousands=True),
+            ),
+            Attribute(
+                "First ascent",
+                "First ascent",
+                "date_near",
+                _date(1780, 1990),
+                sentence="The first recorded ascent was on {fact}.",
+                **_DATE,
+            ),
+            Attribute(
+                "Mountain range",
+                "Range",
+                "exact_match",
+                _named("{w} Range"),
+                sentence="It belongs to the {fact}.",
+                **_TEXT,
+            ),
+        ),
+        ("Tunnel", "Observatory", "Pass"),
+    ),
 )
 
 
@@ -218,7 +422,7 @@ class Entity:
     name: str
     kind: Kind
     region: str
-    values: dict[str, Value]        # column -> value
+    values: dict[str, Value]  # column -> value
 
     @property
     def url(self) -> str:
@@ -261,15 +465,19 @@ class SyntheticTask(BaseModel):
 
     instance_id: str
     query: str
-    evaluation: str                  # JSON string, as in the benchmark
+    evaluation: str  # JSON string, as in the benchmark
     language: str = "en"
-    columns: list[str]               # human-readable headers, gold CSV order
+    columns: list[str]  # human-readable headers, gold CSV order
     gold_rows: list[list[str]]
 
     def record(self) -> dict[str, Any]:
         """The task line as the benchmark's JSONL holds it."""
-        return {"instance_id": self.instance_id, "query": self.query, "evaluation": self.evaluation,
-                "language": self.language}
+        return {
+            "instance_id": self.instance_id,
+            "query": self.query,
+            "evaluation": self.evaluation,
+            "language": self.language,
+        }
 
     def gold_csv(self) -> str:
         """The gold table as the benchmark ships it: UTF-8 BOM (added when written), CRLF, minimal quoting."""
@@ -395,8 +603,10 @@ class World:
             raise ValueError("distractor_rate must be within [0, 1]")
         rng = random.Random(seed)
         words = _Words(rng)
-        regions = [words.word() + rng.choice(["ia", "land", "mark", "esh"]) for _ in
-                   range((n_categories + len(KINDS) - 1) // len(KINDS))]
+        regions = [
+            words.word() + rng.choice(["ia", "land", "mark", "esh"])
+            for _ in range((n_categories + len(KINDS) - 1) // len(KINDS))
+        ]
         categories = []
         for i in range(n_categories):
             kind = KINDS[i % len(KINDS)]
@@ -444,20 +654,23 @@ class World:
     def list_task(self, category: int) -> SyntheticTask:
         """Find every member of a category: the agent must discover the members first (two waves)."""
         cat = self.categories[category]
-        query = (f"I need a table of all {cat.label}. For each one, I need these details: {_details(cat)}."
-                 + _QUERY_TAIL.format(columns=", ".join(cat.columns)))
+        query = (
+            f"I need a table of all {cat.label}. For each one, I need these details: {_details(cat)}."
+            + _QUERY_TAIL.format(columns=", ".join(cat.columns))
+        )
         return self._task(f"syn{self.seed}_c{category:02d}_all", query, cat, cat.entities)
 
     def named_task(self, category: int, count: int | None = None, *, start: int = 0) -> SyntheticTask:
         """Facts about members named in the query: one wave of one subagent per entity suffices."""
         cat = self.categories[category]
-        chosen = cat.entities[start:start + count if count is not None else None]
+        chosen = cat.entities[start : start + count if count is not None else None]
         if not chosen:
             raise ValueError(f"category {category} has no entities in [{start}, {start}+{count})")
         names = "; ".join(e.name for e in chosen)
-        query = (f"I need a table about these {cat.label}: {names}. For each one, I need these details: "
-                 f"{_details(cat)}."
-                 + _QUERY_TAIL.format(columns=", ".join(cat.columns)))
+        query = (
+            f"I need a table about these {cat.label}: {names}. For each one, I need these details: "
+            f"{_details(cat)}." + _QUERY_TAIL.format(columns=", ".join(cat.columns))
+        )
         suffix = f"named{len(chosen)}" if start == 0 else f"named{start}_{len(chosen)}"
         return self._task(f"syn{self.seed}_c{category:02d}_{suffix}", query, cat, chosen)
 
@@ -469,23 +682,33 @@ class World:
             out.append(self.named_task(i, named_count))
         return out
 
-    def write_tasks(self, directory: str | Path, tasks: list[SyntheticTask] | None = None) -> tuple[Path, Path]:
+    def write_tasks(
+        self, directory: str | Path, tasks: list[SyntheticTask] | None = None
+    ) -> tuple[Path, Path]:
         """Write ``tasks.jsonl`` and ``gold/<instance_id>.csv`` under ``directory``; returns both paths."""
         return write_tasks(self.tasks() if tasks is None else tasks, directory)
 
     def _task(self, instance_id: str, query: str, cat: Category, entities: list[Entity]) -> SyntheticTask:
-        pipeline: dict[str, Any] = {norm_column(cat.kind.key): {"preprocess": ["norm_str"],
-                                                                "metric": ["exact_match"]}}
+        pipeline: dict[str, Any] = {
+            norm_column(cat.kind.key): {"preprocess": ["norm_str"], "metric": ["exact_match"]}
+        }
         for a in cat.kind.attributes:
             step: dict[str, Any] = {"preprocess": [a.preprocess], "metric": [a.metric]}
             if a.tolerance is not None:
                 step["criterion"] = a.tolerance
             pipeline[norm_column(a.column)] = step
-        evaluation = {"unique_columns": [norm_column(cat.kind.key)],
-                      "required": [norm_column(c) for c in cat.columns],
-                      "eval_pipeline": pipeline}
-        return SyntheticTask(instance_id=instance_id, query=query, evaluation=json.dumps(evaluation),
-                             columns=cat.columns, gold_rows=[e.gold_row(cat.columns) for e in entities])
+        evaluation = {
+            "unique_columns": [norm_column(cat.kind.key)],
+            "required": [norm_column(c) for c in cat.columns],
+            "eval_pipeline": pipeline,
+        }
+        return SyntheticTask(
+            instance_id=instance_id,
+            query=query,
+            evaluation=json.dumps(evaluation),
+            columns=cat.columns,
+            gold_rows=[e.gold_row(cat.columns) for e in entities],
+        )
 
 
 # --- page rendering ---------------------------------------------------------------------------------------
@@ -508,10 +731,18 @@ def _facts(kind: Kind, values: dict[str, Value]) -> list[str]:
 
 def _entity_page(ent: Entity, cat: Category, rng: random.Random, filler: tuple[int, int]) -> CorpusPage:
     others = [e.name for e in cat.entities if e is not ent]
-    sentences = [a.sentence.format(name=ent.name, fact=a.fact(ent.values[a.column])) for a in ent.kind.attributes]
+    sentences = [
+        a.sentence.format(name=ent.name, fact=a.fact(ent.values[a.column])) for a in ent.kind.attributes
+    ]
     rng.shuffle(sentences)
     intro = f"{ent.name} is a {ent.kind.singular} in {ent.region}. " + " ".join(sentences)
-    body = [intro, "Facts", *_facts(ent.kind, ent.values), "History", _filler(rng, rng.randint(*filler), others)]
+    body = [
+        intro,
+        "Facts",
+        *_facts(ent.kind, ent.values),
+        "History",
+        _filler(rng, rng.randint(*filler), others),
+    ]
     return CorpusPage(url=ent.url, title=ent.name, text="\n".join(body))
 
 
@@ -521,14 +752,25 @@ def _related_page(ent: Entity, rng: random.Random, filler: tuple[int, int]) -> C
     title = f"{ent.name} {rng.choice(ent.kind.related)}"
     scratch = _Words(random.Random(rng.getrandbits(32)))
     fake = {a.column: a.draw(rng, scratch, title) for a in ent.kind.attributes}
-    intro = (f"{title} is named after {ent.name} in {ent.region}. It is not to be confused with {ent.name} "
-             f"itself, whose facts are on its own page.")
-    body = [intro, "Facts", *_facts(ent.kind, fake), "History", _filler(rng, rng.randint(*filler), [ent.name])]
+    intro = (
+        f"{title} is named after {ent.name} in {ent.region}. It is not to be confused with {ent.name} "
+        f"itself, whose facts are on its own page."
+    )
+    body = [
+        intro,
+        "Facts",
+        *_facts(ent.kind, fake),
+        "History",
+        _filler(rng, rng.randint(*filler), [ent.name]),
+    ]
     return CorpusPage(url=page_url(title), title=title, text="\n".join(body))
 
 
 def _list_page(cat: Category, rng: random.Random) -> CorpusPage:
-    lines = [f"This is a list of the {len(cat.entities)} {cat.label} recorded in this encyclopedia.", "Members"]
+    lines = [
+        f"This is a list of the {len(cat.entities)} {cat.label} recorded in this encyclopedia.",
+        "Members",
+    ]
     for e in cat.entities:
         first = e.kind.attributes[0]
         lines.append(f"- {e.name} — {first.label.lower()} {first.fact(e.values[first.column])}")
@@ -552,4 +794,3 @@ def _region_page(region: str, cats: list[Category], rng: random.Random) -> Corpu
         sample = rng.sample(c.entities, min(3, len(c.entities)))
         parts.append(f"Among its {c.kind.plural} are " + ", ".join(e.name for e in sample) + ".")
     return CorpusPage(url=page_url(title), title=title, text=" ".join(parts))
-

@@ -22,18 +22,33 @@ _RAW_FALLBACK_CHARS = 5_000
 
 def parse_access_args(args: Any, *, max_items: int) -> tuple[list[tuple[str, str]], int]:
     """Return ((url, info_to_extract) pairs, number dropped over the limit) or raise ``ToolArgumentError``."""
-    items, dropped = items_of(args, "urls", noun="URL", max_items=max_items,
-                              usage='access expects {"urls": [{"url": str, "info_to_extract": str}, ...]}')
-    out = [(text_field(item, "url", where), text_field(item, "info_to_extract", where, main=False))
-           for where, item in items]
+    items, dropped = items_of(
+        args,
+        "urls",
+        noun="URL",
+        max_items=max_items,
+        usage='access expects {"urls": [{"url": str, "info_to_extract": str}, ...]}',
+    )
+    out = [
+        (text_field(item, "url", where), text_field(item, "info_to_extract", where, main=False))
+        for where, item in items
+    ]
     return out, dropped
 
 
 class AccessTool:
     """Runs one ``access`` call: reader -> truncate to ``page_chars`` -> optional summariser."""
 
-    def __init__(self, reader: PageReader, prompts: Prompts, *, summarizer: PageSummarizer | None = None,
-                 max_items: int = 5, page_chars: int = 25_000, strict: bool = False) -> None:
+    def __init__(
+        self,
+        reader: PageReader,
+        prompts: Prompts,
+        *,
+        summarizer: PageSummarizer | None = None,
+        max_items: int = 5,
+        page_chars: int = 25_000,
+        strict: bool = False,
+    ) -> None:
         self.reader = reader
         self.strict = strict
         self.prompts = prompts
@@ -50,14 +65,21 @@ class AccessTool:
             page = await self.reader.read(url)
         except BackendError as e:
             raise_if_strict(e, self.strict)
-            log.log(logging.DEBUG if isinstance(e, MODEL_MISTAKES) else logging.INFO,
-                    "page reader %s failed for %s: %s", name, url, e)
+            log.log(
+                logging.DEBUG if isinstance(e, MODEL_MISTAKES) else logging.INFO,
+                "page reader %s failed for %s: %s",
+                name,
+                url,
+                e,
+            )
             return self._block(url, info, self.prompts.text("access_failed", reason=str(e))), f"{url}: {e}"
         except Exception as e:  # noqa: BLE001 - a bug or a library error costs this URL, not the agent
             raise_if_strict(e, self.strict)
             log.exception("page reader %s raised for %s", name, url)
             reason = f"internal error {type(e).__name__}"
-            return self._block(url, info, self.prompts.text("access_failed", reason=reason)), f"{url}: {reason}"
+            return self._block(
+                url, info, self.prompts.text("access_failed", reason=reason)
+            ), f"{url}: {reason}"
         if not isinstance(page, Page):  # an injected reader that ignores the protocol
             try:
                 page = Page.model_validate(page)
@@ -69,8 +91,9 @@ class AccessTool:
                 return self._block(url, info, failed), f"{url}: {reason}"
         text = page.text[: self.page_chars]
         if not text.strip():
-            return self._block(url, info, self.prompts.text("access_failed", reason="the page has no text")), \
-                f"{url}: empty page"
+            return self._block(
+                url, info, self.prompts.text("access_failed", reason="the page has no text")
+            ), f"{url}: empty page"
         if self.summarizer is None:
             return self._block(url, info, text), None
         try:

@@ -13,7 +13,9 @@ from ..errors import ToolArgumentError
 __all__ = ["items_of", "text_field"]
 
 
-def items_of(args: Any, key: str, *, usage: str, noun: str, max_items: int) -> tuple[list[tuple[str, Any]], int]:
+def items_of(
+    args: Any, key: str, *, usage: str, noun: str, max_items: int
+) -> tuple[list[tuple[str, Any]], int]:
     """``[(where, item), ...]`` for the first ``max_items`` items of ``args[key]``, and how many were dropped.
 
     ``where`` names the item for messages (``queries[0]``); ``usage`` is the message for arguments that are not

@@ -36,7 +36,6 @@ class Page(BaseModel):
     text: str
 
 
-
 @runtime_checkable
 class SearchBackend(Protocol):
     """Finds pages for a query."""

@@ -8,13 +8,15 @@ from .base import PageReader, SearchBackend
 
 __all__ = ["BackendConfigError", "build_backends"]
 
+
 def build_backends(cfg: WideSeekConfig) -> tuple[SearchBackend, PageReader]:
     """(search backend, page reader) for ``cfg.search``."""
     if cfg.search == "local":
         if cfg.corpus is None:
             raise BackendConfigError(
                 "search='local' needs a corpus: pass corpus=FILE.jsonl (--corpus, WIDESEEK_CORPUS), "
-                "or choose another backend with search='tavily'|'web'|'retriever'")
+                "or choose another backend with search='tavily'|'web'|'retriever'"
+            )
         from .local import LocalIndex, LocalReader, LocalSearch
 
         index = LocalIndex.open(cfg.corpus, cfg.index_dir)
@@ -31,7 +33,8 @@ def build_backends(cfg: WideSeekConfig) -> tuple[SearchBackend, PageReader]:
         if not cfg.retriever_url:
             raise BackendConfigError(
                 "search='retriever' needs the server's URL: pass retriever_url=http://HOST:PORT "
-                "(--retriever-url, WIDESEEK_RETRIEVER_URL); `wideseek serve-index FILE.jsonl` starts one")
+                "(--retriever-url, WIDESEEK_RETRIEVER_URL); `wideseek serve-index FILE.jsonl` starts one"
+            )
         from .retriever import build_retriever_backends
 
         return build_retriever_backends(cfg)

@@ -31,7 +31,15 @@ import tantivy
 from ..errors import BackendError, CorpusError, PageNotFound
 from .base import Page, SearchHit
 
-__all__ = ["BuildStats", "CorpusError", "LocalIndex", "LocalReader", "LocalSearch", "iter_corpus", "split_passages"]
+__all__ = [
+    "BuildStats",
+    "CorpusError",
+    "LocalIndex",
+    "LocalReader",
+    "LocalSearch",
+    "iter_corpus",
+    "split_passages",
+]
 
 INDEX_VERSION = 1
 _TOKENIZER = "wideseek"
@@ -75,7 +83,12 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[int, str, str, str]]:
                 rec = json.loads(line)
                 url, text = rec["url"], rec["text"]
                 title = rec.get("title") or ""
-                if not isinstance(url, str) or not url or not isinstance(text, str) or not isinstance(title, str):
+                if (
+                    not isinstance(url, str)
+                    or not url
+                    or not isinstance(text, str)
+                    or not isinstance(title, str)
+                ):
                     raise TypeError("url and text must be strings, url non-empty")
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
                 bad.append(f"line {lineno}: {type(e).__name__}: {e}")
@@ -84,8 +97,9 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[int, str, str, str]]:
                 continue
             yield lineno, url, title, text
     if bad:
-        raise CorpusError(f"{corpus} has malformed records (expected {{url, title, text}} per line): "
-                          + "; ".join(bad))
+        raise CorpusError(
+            f"{corpus} has malformed records (expected {{url, title, text}} per line): " + "; ".join(bad)
+        )
 
 
 def split_passages(text: str) -> list[str]:
@@ -104,10 +118,10 @@ def split_passages(text: str) -> list[str]:
                 out.append("\n".join(buf))
                 buf, size = [], 0
             if cjk:
-                out.extend(para[i:i + limit] for i in range(0, len(para), limit))
+                out.extend(para[i : i + limit] for i in range(0, len(para), limit))
             else:
                 words = para.split()
-                out.extend(" ".join(words[i:i + limit]) for i in range(0, len(words), limit))
+                out.extend(" ".join(words[i : i + limit]) for i in range(0, len(words), limit))
             continue
         if size + units > limit and buf:
             out.append("\n".join(buf))
@@ -120,10 +134,12 @@ def split_passages(text: str) -> list[str]:
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_TOKEN_PATTERN))
-            .filter(tantivy.Filter.lowercase())
-            .filter(tantivy.Filter.stemmer("english"))
-            .build())
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_TOKEN_PATTERN))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
 
 
 def _schema() -> tantivy.Schema:
@@ -152,7 +168,9 @@ class LocalIndex:
 
     # --- build / open --------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, corpus: str | Path, index_dir: str | Path | None = None, *, rebuild: bool = False) -> LocalIndex:
+    def open(
+        cls, corpus: str | Path, index_dir: str | Path | None = None, *, rebuild: bool = False
+    ) -> LocalIndex:
         """Open the cached index of ``corpus``, building it first if needed."""
         corpus = Path(corpus)
         if not corpus.is_file():
@@ -209,10 +227,18 @@ class LocalIndex:
             shutil.rmtree(tmp, ignore_errors=True)
             raise CorpusError(f"corpus {corpus} holds no pages")
         stats = BuildStats(pages, passages, dups, time.perf_counter() - t0)
-        (tmp / "READY").write_text(json.dumps({
-            "version": INDEX_VERSION, "corpus": str(corpus.resolve()), "pages": pages, "passages": passages,
-            "duplicate_urls": dups, "build_seconds": round(stats.seconds, 3),
-        }))
+        (tmp / "READY").write_text(
+            json.dumps(
+                {
+                    "version": INDEX_VERSION,
+                    "corpus": str(corpus.resolve()),
+                    "pages": pages,
+                    "passages": passages,
+                    "duplicate_urls": dups,
+                    "build_seconds": round(stats.seconds, 3),
+                }
+            )
+        )
         try:
             tmp.rename(target)
         except OSError:  # another process finished the same build first: keep theirs
@@ -250,7 +276,9 @@ class LocalIndex:
     def get_page(self, url: str) -> Page | None:
         row = self._db().execute("SELECT url, title, text FROM pages WHERE url = ?", (url,)).fetchone()
         if row is None and url.endswith("/"):
-            row = self._db().execute("SELECT url, title, text FROM pages WHERE url = ?", (url[:-1],)).fetchone()
+            row = (
+                self._db().execute("SELECT url, title, text FROM pages WHERE url = ?", (url[:-1],)).fetchone()
+            )
         return None if row is None else Page(url=row[0], title=row[1], text=row[2])
 
 

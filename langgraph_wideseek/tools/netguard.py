@@ -36,9 +36,13 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 # The networks that "private" means to a reader (RFC 1918, unique-local IPv6, "this network"); the other ranges
 # Python counts as private (documentation, benchmarking, ...) are reported as special-purpose.
-_PRIVATE = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "fc00::/7"))
-_HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$")  # carrier-grade NAT; is_private is False for it
+_PRIVATE = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "fc00::/7")
+)
+_HOSTNAME = re.compile(
+    r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$"
+)  # carrier-grade NAT; is_private is False for it
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 # Metadata services that do not already fall in a refused range get a named reason in the message.

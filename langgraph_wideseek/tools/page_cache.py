@@ -32,7 +32,9 @@ _FORMAT = 1
 class PageCache:
     """Pages by URL with a time to live (seconds; ``None`` keeps entries forever)."""
 
-    def __init__(self, root: str | Path, *, ttl: float | None = DEFAULT_TTL, namespace: str = "pages") -> None:
+    def __init__(
+        self, root: str | Path, *, ttl: float | None = DEFAULT_TTL, namespace: str = "pages"
+    ) -> None:
         if ttl is not None and ttl <= 0:
             raise ValueError("ttl must be > 0 or None")
         self.root = Path(root).expanduser() / namespace

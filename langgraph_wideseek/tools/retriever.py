@@ -144,17 +144,23 @@ class RetrieverClient:
                 try:
                     async with self._sessions.get().post(url, json=payload) as resp:
                         if resp.status == 429 or resp.status >= 500:
-                            raise RetryableError(f"the retrieval server answered HTTP {resp.status}",
-                                                 retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+                            raise RetryableError(
+                                f"the retrieval server answered HTTP {resp.status}",
+                                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                            )
                         if resp.status == 404:
                             raise BackendError(f"the retrieval server has no {path} endpoint (HTTP 404)")
                         if resp.status >= 400:
-                            raise BackendError(f"the retrieval server rejected the request (HTTP {resp.status})")
+                            raise BackendError(
+                                f"the retrieval server rejected the request (HTTP {resp.status})"
+                            )
                         text = await resp.text()
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
                     raise RetryableError("could not reach the retrieval server") from None
                 except aiohttp.ClientError as e:
-                    raise BackendError(f"the request to the retrieval server failed ({type(e).__name__})") from None
+                    raise BackendError(
+                        f"the request to the retrieval server failed ({type(e).__name__})"
+                    ) from None
             try:
                 return json.loads(text)
             except ValueError:

@@ -122,8 +122,10 @@ class RetrievalService:
             log.exception("serve-index: search failed")
             return _error(500, "search failed")
         if req.return_scores:
-            result = [[{"document": _doc(h), "score": h.score if h.score is not None else 0.0} for h in per]
-                      for per in hits]
+            result = [
+                [{"document": _doc(h), "score": h.score if h.score is not None else 0.0} for h in per]
+                for per in hits
+            ]
         else:
             result = [[_doc(h) for h in per] for per in hits]
         return web.json_response({"result": result})
@@ -142,18 +144,27 @@ class RetrievalService:
         return web.json_response({"result": result})
 
     async def health(self, _request: web.Request) -> web.Response:
-        return web.json_response({
-            "status": "ok",
-            "pages": getattr(self.index, "num_pages", None),
-            "passages": getattr(self.index, "num_passages", None),
-        })
+        return web.json_response(
+            {
+                "status": "ok",
+                "pages": getattr(self.index, "num_pages", None),
+                "passages": getattr(self.index, "num_passages", None),
+            }
+        )
 
 
 class RetrievalServer:
     """Runs a :class:`RetrievalService` on ``host:port`` (port 0 picks a free one); an async context manager."""
 
-    def __init__(self, index: IndexLike, *, host: str = "127.0.0.1", port: int = 0, default_topk: int = 3,
-                 workers: int = 4) -> None:
+    def __init__(
+        self,
+        index: IndexLike,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default_topk: int = 3,
+        workers: int = 4,
+    ) -> None:
         self.service = RetrievalService(index, default_topk=default_topk, workers=workers)
         self.host = host
         self.port = port

@@ -16,65 +16,87 @@ ACCESS = "access"
 
 
 def _fn(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 def lead_tools(p: Prompts) -> list[dict[str, Any]]:
     d = p.tool_description
-    return [_fn(CREATE_SUB_AGENTS, d("create_sub_agents"), {
-        "type": "object",
-        "properties": {
-            "sub_agents": {
-                "type": "array",
-                "description": d("create_sub_agents.sub_agents"),
-                "items": {
-                    "type": "object",
-                    "properties": {"prompt": {"type": "string", "description": d("create_sub_agents.prompt")}},
-                    "required": ["prompt"],
+    return [
+        _fn(
+            CREATE_SUB_AGENTS,
+            d("create_sub_agents"),
+            {
+                "type": "object",
+                "properties": {
+                    "sub_agents": {
+                        "type": "array",
+                        "description": d("create_sub_agents.sub_agents"),
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "prompt": {"type": "string", "description": d("create_sub_agents.prompt")}
+                            },
+                            "required": ["prompt"],
+                        },
+                    }
                 },
-            }
-        },
-        "required": ["sub_agents"],
-    })]
+                "required": ["sub_agents"],
+            },
+        )
+    ]
 
 
 def subagent_tools(p: Prompts) -> list[dict[str, Any]]:
     d = p.tool_description
     return [
-        _fn(SEARCH, d("search"), {
-            "type": "object",
-            "properties": {
-                "queries": {
-                    "type": "array",
-                    "description": d("search.queries"),
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "query": {"type": "string", "description": d("search.query")},
-                            "count": {"type": "integer", "description": d("search.count"), "default": 3},
+        _fn(
+            SEARCH,
+            d("search"),
+            {
+                "type": "object",
+                "properties": {
+                    "queries": {
+                        "type": "array",
+                        "description": d("search.queries"),
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "query": {"type": "string", "description": d("search.query")},
+                                "count": {"type": "integer", "description": d("search.count"), "default": 3},
+                            },
+                            "required": ["query"],
                         },
-                        "required": ["query"],
-                    },
-                }
+                    }
+                },
+                "required": ["queries"],
             },
-            "required": ["queries"],
-        }),
-        _fn(ACCESS, d("access"), {
-            "type": "object",
-            "properties": {
-                "urls": {
-                    "type": "array",
-                    "description": d("access.urls"),
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "url": {"type": "string", "description": d("access.url")},
-                            "info_to_extract": {"type": "string", "description": d("access.info_to_extract")},
+        ),
+        _fn(
+            ACCESS,
+            d("access"),
+            {
+                "type": "object",
+                "properties": {
+                    "urls": {
+                        "type": "array",
+                        "description": d("access.urls"),
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "url": {"type": "string", "description": d("access.url")},
+                                "info_to_extract": {
+                                    "type": "string",
+                                    "description": d("access.info_to_extract"),
+                                },
+                            },
+                            "required": ["url", "info_to_extract"],
                         },
-                        "required": ["url", "info_to_extract"],
-                    },
-                }
+                    }
+                },
+                "required": ["urls"],
             },
-            "required": ["urls"],
-        }),
+        ),
     ]

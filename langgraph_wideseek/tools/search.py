@@ -16,11 +16,17 @@ __all__ = ["SearchTool", "format_hits", "parse_search_args"]
 log = logging.getLogger(__name__)
 
 
-def parse_search_args(args: Any, *, max_items: int, count_default: int,
-                      count_max: int) -> tuple[list[tuple[str, int]], int]:
+def parse_search_args(
+    args: Any, *, max_items: int, count_default: int, count_max: int
+) -> tuple[list[tuple[str, int]], int]:
     """Return ((query, count) pairs, number dropped over the limit) or raise :class:`ToolArgumentError`."""
-    items, dropped = items_of(args, "queries", noun="query", max_items=max_items,
-                              usage='search expects {"queries": [{"query": str, "count": int}, ...]}')
+    items, dropped = items_of(
+        args,
+        "queries",
+        noun="query",
+        max_items=max_items,
+        usage='search expects {"queries": [{"query": str, "count": int}, ...]}',
+    )
     out: list[tuple[str, int]] = []
     for where, item in items:
         if isinstance(item, str):  # a bare string is an obvious intent; accept it
@@ -51,8 +57,17 @@ def format_hits(query: str, hits: list[SearchHit], prompts: Prompts, snippet_cha
 class SearchTool:
     """Runs one ``search`` call against a backend."""
 
-    def __init__(self, backend: SearchBackend, prompts: Prompts, *, max_items: int = 5, count_default: int = 3,
-                 count_max: int = 10, snippet_chars: int = 5_000, strict: bool = False) -> None:
+    def __init__(
+        self,
+        backend: SearchBackend,
+        prompts: Prompts,
+        *,
+        max_items: int = 5,
+        count_default: int = 3,
+        count_max: int = 10,
+        snippet_chars: int = 5_000,
+        strict: bool = False,
+    ) -> None:
         self.backend = backend
         self.strict = strict
         self.prompts = prompts
@@ -94,8 +109,9 @@ class SearchTool:
 
     async def run(self, args: Any) -> tuple[str, list[str]]:
         """Return (tool message text, backend error messages)."""
-        pairs, dropped = parse_search_args(args, max_items=self.max_items, count_default=self.count_default,
-                                           count_max=self.count_max)
+        pairs, dropped = parse_search_args(
+            args, max_items=self.max_items, count_default=self.count_default, count_max=self.count_max
+        )
         results = await asyncio.gather(*(self._one(q, c) for q, c in pairs))
         text = "\n\n".join(r[0] for r in results)
         if dropped:

@@ -11,6 +11,7 @@ from ..prompts import Prompts, fill
 
 __all__ = ["PageSummarizer", "SummaryError"]
 
+
 class PageSummarizer:
     """Summarise one page for one request with any LangChain chat model (a separate endpoint is typical)."""
 

@@ -97,8 +97,9 @@ class TavilyAPI:
         if isinstance(e, (BackendError, RetryableError)):
             return e
         if isinstance(e, te.TavilyKeylessLimitError):
-            return RetryableError(f"Tavily {what}: keyless rate limit reached",
-                                  retry_after=e.retry_after_seconds)
+            return RetryableError(
+                f"Tavily {what}: keyless rate limit reached", retry_after=e.retry_after_seconds
+            )
         if isinstance(e, te.UsageLimitExceededError):
             return RetryableError(f"Tavily {what}: rate or usage limit reached (HTTP 429)")
         if isinstance(e, te.InvalidAPIKeyError):
@@ -136,8 +137,13 @@ class TavilySearch:
 
     name = "tavily"
 
-    def __init__(self, api: TavilyAPI, *, search_depth: Literal["basic", "advanced"] = "basic",
-                 topic: Literal["general", "news", "finance"] = "general") -> None:
+    def __init__(
+        self,
+        api: TavilyAPI,
+        *,
+        search_depth: Literal["basic", "advanced"] = "basic",
+        topic: Literal["general", "news", "finance"] = "general",
+    ) -> None:
         self.api = api
         self.search_depth = search_depth
         self.topic = topic
@@ -146,10 +152,16 @@ class TavilySearch:
         return f"TavilySearch({self.api!r})"
 
     async def search(self, query: str, count: int) -> list[SearchHit]:
-        reply = await self.api.call("search", lambda c: c.search(
-            query, max_results=min(count, MAX_SEARCH_RESULTS), search_depth=self.search_depth, topic=self.topic,
-            timeout=self.api.timeout,
-        ))
+        reply = await self.api.call(
+            "search",
+            lambda c: c.search(
+                query,
+                max_results=min(count, MAX_SEARCH_RESULTS),
+                search_depth=self.search_depth,
+                topic=self.topic,
+                timeout=self.api.timeout,
+            ),
+        )
         rows = reply.get("results") if isinstance(reply, dict) else None
         if not isinstance(rows, list):
             raise BackendError("Tavily search: unexpected reply")
@@ -158,10 +170,14 @@ class TavilySearch:
             if not isinstance(row, dict) or not row.get("url"):
                 continue
             score = row.get("score")
-            hits.append(SearchHit(
-                url=str(row["url"]), title=str(row.get("title") or ""), snippet=str(row.get("content") or ""),
-                score=float(score) if isinstance(score, (int, float)) else None,
-            ))
+            hits.append(
+                SearchHit(
+                    url=str(row["url"]),
+                    title=str(row.get("title") or ""),
+                    snippet=str(row.get("content") or ""),
+                    score=float(score) if isinstance(score, (int, float)) else None,
+                )
+            )
         return hits[:count]
 
     async def aclose(self) -> None:
@@ -181,15 +197,22 @@ class TavilyReader:
 
     name = "tavily"
 
-    def __init__(self, api: TavilyAPI, *, cache: PageCache | None = None,
-                 extract_depth: Literal["basic", "advanced"] = "basic",
-                 extract_format: Literal["markdown", "text"] = "markdown", max_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        api: TavilyAPI,
+        *,
+        cache: PageCache | None = None,
+        extract_depth: Literal["basic", "advanced"] = "basic",
+        extract_format: Literal["markdown", "text"] = "markdown",
+        max_wait: float = 0.0,
+    ) -> None:
         self.api = api
         self.cache = cache
         self.extract_depth = extract_depth
         self.extract_format = extract_format  # markdown keeps tables, which table-filling tasks need
         self._batcher: MicroBatcher[str, Page] = MicroBatcher(
-            self._extract_batch, max_batch=MAX_EXTRACT_URLS, max_wait=max_wait)
+            self._extract_batch, max_batch=MAX_EXTRACT_URLS, max_wait=max_wait
+        )
 
     def __repr__(self) -> str:
         return f"TavilyReader({self.api!r})"
@@ -204,10 +227,15 @@ class TavilyReader:
 
     async def _extract_batch(self, urls: list[str]) -> list[Page | BaseException]:
         unique = list(dict.fromkeys(urls))
-        reply = await self.api.call("extract", lambda c: c.extract(
-            unique, extract_depth=self.extract_depth, format=self.extract_format,
-            timeout=min(self.api.timeout, 60.0),
-        ))
+        reply = await self.api.call(
+            "extract",
+            lambda c: c.extract(
+                unique,
+                extract_depth=self.extract_depth,
+                format=self.extract_format,
+                timeout=min(self.api.timeout, 60.0),
+            ),
+        )
         if not isinstance(reply, dict):
             raise BackendError("Tavily extract: unexpected reply")
         found: dict[str, dict[str, Any]] = {}
@@ -215,8 +243,11 @@ class TavilyReader:
             if isinstance(row, dict) and row.get("url"):
                 found.setdefault(str(row["url"]), row)
                 found.setdefault(_norm(str(row["url"])), row)
-        failed = {_norm(str(r["url"])) for r in reply.get("failed_results") or []
-                  if isinstance(r, dict) and r.get("url")}
+        failed = {
+            _norm(str(r["url"]))
+            for r in reply.get("failed_results") or []
+            if isinstance(r, dict) and r.get("url")
+        }
         out: list[Page | BaseException] = []
         for url in urls:
             row = found.get(url) or found.get(_norm(url))

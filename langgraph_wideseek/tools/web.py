@@ -30,7 +30,14 @@ from .base import Page, SearchHit
 from .netguard import NetGuard, Resolver
 from .page_cache import PageCache
 
-__all__ = ["DEFAULT_USER_AGENT", "DDGSEngine", "KeylessEngine", "WebReader", "WebSearch", "build_web_backends"]
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "DDGSEngine",
+    "KeylessEngine",
+    "WebReader",
+    "WebSearch",
+    "build_web_backends",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +99,10 @@ class DDGSEngine:
 
         try:
             return self.client().text(
-                query, max_results=max_results, backend=self.backend, region=self.region,
+                query,
+                max_results=max_results,
+                backend=self.backend,
+                region=self.region,
                 safesearch=self.safesearch,
             )
         except RatelimitException:
@@ -266,8 +276,9 @@ class WebReader:
             except TimeoutError:
                 # Not retried here (a server this slow is rarely faster a second later, and the agent has other
                 # URLs); ``retryable`` tells a caller that a later attempt may succeed.
-                raise BackendError(f"the page took longer than {self.timeout:g} s to load",
-                                   retryable=True) from None
+                raise BackendError(
+                    f"the page took longer than {self.timeout:g} s to load", retryable=True
+                ) from None
 
     async def _fetch(self, url: str) -> Page:
         # A client per read: connections are pinned to checked addresses, so pooling them across hosts that share
@@ -285,24 +296,30 @@ class WebReader:
                 target = await self.guard.check(current)
                 try:
                     async with client.stream(
-                        "GET", target.pinned_url, headers={"Host": target.host_header},
+                        "GET",
+                        target.pinned_url,
+                        headers={"Host": target.host_header},
                         extensions={"sni_hostname": target.host},
                     ) as resp:
                         if resp.status_code in _REDIRECTS:
                             location = resp.headers.get("location")
                             if not location:
-                                raise BackendError(f"the server sent a redirect (HTTP {resp.status_code}) "
-                                                   "without a target")
+                                raise BackendError(
+                                    f"the server sent a redirect (HTTP {resp.status_code}) without a target"
+                                )
                             current = current.join(location)
                             continue
                         _check_status(resp)
                         return await self._to_page(url, current, resp)
                 except httpx.TimeoutException:
-                    raise BackendError(f"the page took longer than {self.timeout:g} s to load",
-                                       retryable=True) from None
+                    raise BackendError(
+                        f"the page took longer than {self.timeout:g} s to load", retryable=True
+                    ) from None
                 except httpx.ConnectError as e:
                     if _is_certificate_error(e):  # not transient: retrying cannot fix a certificate
-                        raise BackendError("the server's TLS certificate is not valid for this site") from None
+                        raise BackendError(
+                            "the server's TLS certificate is not valid for this site"
+                        ) from None
                     raise RetryableError("could not connect to the server") from None
                 except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
                     raise RetryableError("the connection to the server failed") from None
@@ -370,8 +387,9 @@ def _check_status(resp: httpx.Response) -> None:
     if code in (404, 410):
         raise PageNotFound(f"the page does not exist (HTTP {code})")
     if code == 429 or code >= 500:
-        raise RetryableError(f"the server answered HTTP {code}",
-                             retry_after=parse_retry_after(resp.headers.get("retry-after")))
+        raise RetryableError(
+            f"the server answered HTTP {code}", retry_after=parse_retry_after(resp.headers.get("retry-after"))
+        )
     if code in (401, 403):
         raise BackendError(f"the server refused access (HTTP {code})")
     raise BackendError(f"the server answered HTTP {code}")
@@ -495,9 +513,16 @@ def build_web_backends(
     allowed_networks: tuple[str, ...] = (),
 ) -> tuple[WebSearch, WebReader]:
     """The web search backend and page reader for ``cfg`` (a :class:`~langgraph_wideseek.WideSeekConfig`)."""
-    guard = NetGuard(allow_private=cfg.allow_private_urls, allowed_networks=allowed_networks, resolver=resolver)
+    guard = NetGuard(
+        allow_private=cfg.allow_private_urls, allowed_networks=allowed_networks, resolver=resolver
+    )
     cache = PageCache(cfg.cache_dir, namespace="web-pages") if cfg.cache_dir is not None else None
     strict = cfg.strict
     return WebSearch(engine, strict=strict), WebReader(
-        guard=guard, cache=cache, timeout=cfg.fetch_timeout, max_bytes=cfg.fetch_max_bytes,
-        max_redirects=cfg.fetch_max_redirects, strict=strict)
+        guard=guard,
+        cache=cache,
+        timeout=cfg.fetch_timeout,
+        max_bytes=cfg.fetch_max_bytes,
+        max_redirects=cfg.fetch_max_redirects,
+        strict=strict,
+    )

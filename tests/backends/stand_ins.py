@@ -39,6 +39,7 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 def make_pdf(lines: list[str], title: str = "") -> bytes:
     """A valid one-page PDF showing ``lines`` in Helvetica (xref offsets computed, so strict parsers accept it)."""
+
     def esc(s: str) -> str:
         return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
@@ -65,8 +66,7 @@ def make_pdf(lines: list[str], title: str = "") -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for off in offsets:
         out += f"{off:010d} 00000 n \n".encode()
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-            .encode())
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
 
 
@@ -106,8 +106,14 @@ class TavilyStandIn:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             # Tavily's 401 body; like some real services it echoes what it was sent.
             return body, web.json_response(
-                {"detail": {"error": f"Unauthorized: missing or invalid API key "
-                                     f"({request.headers.get('Authorization')})."}}, status=401)
+                {
+                    "detail": {
+                        "error": f"Unauthorized: missing or invalid API key "
+                        f"({request.headers.get('Authorization')})."
+                    }
+                },
+                status=401,
+            )
         return body, self._injected(path)
 
     async def _search(self, request: web.Request) -> web.Response:
@@ -117,13 +123,26 @@ class TavilyStandIn:
         n = int(body.get("max_results", 5))
         q = body["query"]
         results = [
-            {"title": f"{q} result {i}", "url": f"https://example.org/{q.replace(' ', '-')}/{i}",
-             "content": f"Snippet {i} about {q}.", "score": round(0.9 - i * 0.1, 3), "raw_content": None}
+            {
+                "title": f"{q} result {i}",
+                "url": f"https://example.org/{q.replace(' ', '-')}/{i}",
+                "content": f"Snippet {i} about {q}.",
+                "score": round(0.9 - i * 0.1, 3),
+                "raw_content": None,
+            }
             for i in range(1, n + 1)
         ]
-        return web.json_response({"query": q, "follow_up_questions": None, "answer": None, "images": [],
-                                  "results": results, "response_time": 0.01,
-                                  "request_id": "00000000-0000-0000-0000-000000000000"})
+        return web.json_response(
+            {
+                "query": q,
+                "follow_up_questions": None,
+                "answer": None,
+                "images": [],
+                "results": results,
+                "response_time": 0.01,
+                "request_id": "00000000-0000-0000-0000-000000000000",
+            }
+        )
 
     async def _extract(self, request: web.Request) -> web.Response:
         body, early = await self._auth(request, "/extract")
@@ -138,8 +157,14 @@ class TavilyStandIn:
                 results.append({"url": u + "/", "raw_content": self.pages[u + "/"], "images": []})
             else:
                 failed.append({"url": u, "error": "Failed to fetch url"})
-        return web.json_response({"results": results, "failed_results": failed, "response_time": 0.02,
-                                  "request_id": "00000000-0000-0000-0000-000000000001"})
+        return web.json_response(
+            {
+                "results": results,
+                "failed_results": failed,
+                "response_time": 0.02,
+                "request_id": "00000000-0000-0000-0000-000000000001",
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -167,8 +192,11 @@ class RetrievalStandIn:
         for i, (p, status) in enumerate(self.fail):
             if p == path:
                 del self.fail[i]
-                return web.json_response({"error": "injected"}, status=status,
-                                         headers={"Retry-After": "0"} if status == 429 else None)
+                return web.json_response(
+                    {"error": "injected"},
+                    status=status,
+                    headers={"Retry-After": "0"} if status == 429 else None,
+                )
         return None
 
     async def _retrieve(self, request: web.Request) -> web.Response:
@@ -195,6 +223,10 @@ class RetrievalStandIn:
         self.requests.append(("/access", body))
         if (early := self._injected("/access")) is not None:
             return early
-        return web.json_response({"result": [
-            {"url": u, "contents": self.pages[u]} if u in self.pages else None for u in body["urls"]
-        ]})
+        return web.json_response(
+            {
+                "result": [
+                    {"url": u, "contents": self.pages[u]} if u in self.pages else None for u in body["urls"]
+                ]
+            }
+        )

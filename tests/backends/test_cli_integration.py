@@ -26,27 +26,49 @@ TABLE = "```markdown\n| River | Length |\n|---|---|\n| Danube | 2850 km |\n```"
 def script(query: str, good_url: str, bad_url: str, *, summary: str | None = None) -> ScriptedPolicy:
     subagent = [
         Reply(tool_calls=[{"name": "search", "arguments": {"queries": [{"query": query, "count": 2}]}}]),
-        Reply(tool_calls=[{"name": "access", "arguments": {"urls": [
-            {"url": good_url, "info_to_extract": "the length of the river"},
-            {"url": bad_url, "info_to_extract": "anything"},
-        ]}}]),
+        Reply(
+            tool_calls=[
+                {
+                    "name": "access",
+                    "arguments": {
+                        "urls": [
+                            {"url": good_url, "info_to_extract": "the length of the river"},
+                            {"url": bad_url, "info_to_extract": "anything"},
+                        ]
+                    },
+                }
+            ]
+        ),
         Reply(content="The Danube is 2850 km long."),
     ]
     subagents: dict[str, list[Reply]] = {"SUBTASK-RIVERS": subagent}
     if summary is not None:  # the access summariser's requests (same fake server) are keyed by their prompt
         subagents["# Page URL"] = [Reply(content=summary)]
     return ScriptedPolicy(
-        lead=[Reply(tool_calls=[{"name": "create_sub_agents",
-                                 "arguments": {"sub_agents": [{"prompt": "SUBTASK-RIVERS: find river lengths"}]}}]),
-              Reply(content=TABLE)],
+        lead=[
+            Reply(
+                tool_calls=[
+                    {
+                        "name": "create_sub_agents",
+                        "arguments": {"sub_agents": [{"prompt": "SUBTASK-RIVERS: find river lengths"}]},
+                    }
+                ]
+            ),
+            Reply(content=TABLE),
+        ],
         subagents=subagents,
     )
 
 
 def tool_messages(requests: list[dict[str, Any]]) -> list[str]:
     """Every tool message the subagent was sent, from its last request (which holds its whole context)."""
-    sub = [r for r in requests if "SUBTASK-RIVERS" in json.dumps(r["messages"][:3]) and r.get("tools")
-           and "create_sub_agents" not in json.dumps(r["tools"])]
+    sub = [
+        r
+        for r in requests
+        if "SUBTASK-RIVERS" in json.dumps(r["messages"][:3])
+        and r.get("tools")
+        and "create_sub_agents" not in json.dumps(r["tools"])
+    ]
     last = max(sub, key=lambda r: len(r["messages"]))
     return [m["content"] for m in last["messages"] if m["role"] == "tool"]
 
@@ -56,8 +78,19 @@ async def run_cli(argv: list[str]) -> int:
 
 
 def common_args(srv: FakeOpenAIServer, tmp_path: Path) -> list[str]:
-    return ["run", QUESTION, "--base-url", srv.base_url, "--model", "fake-model", "--max-subagents", "3",
-            "--json", "--trajectory", str(tmp_path / "traj.jsonl")]
+    return [
+        "run",
+        QUESTION,
+        "--base-url",
+        srv.base_url,
+        "--model",
+        "fake-model",
+        "--max-subagents",
+        "3",
+        "--json",
+        "--trajectory",
+        str(tmp_path / "traj.jsonl"),
+    ]
 
 
 def check_output(capsys, tmp_path: Path, secret: str | None = None) -> dict[str, Any]:
@@ -74,12 +107,15 @@ def check_output(capsys, tmp_path: Path, secret: str | None = None) -> dict[str,
 async def test_run_with_tavily(tmp_path: Path, monkeypatch, capsys) -> None:
     key = "tvly-INTEGRATION-SECRET-0123456789"
     tavily = TavilyStandIn(api_key=key, pages={"https://example.org/danube/1": "The Danube is 2850 km long."})
-    policy = script("danube", "https://example.org/danube/1", "https://example.org/unreadable",
-                    summary="Length: 2850 km.")
+    policy = script(
+        "danube", "https://example.org/danube/1", "https://example.org/unreadable", summary="Length: 2850 km."
+    )
     async with serve(tavily.app()) as tav, FakeOpenAIServer(policy) as srv:
         monkeypatch.setenv("TAVILY_API_KEY", key)
         monkeypatch.setenv("WIDESEEK_TAVILY_BASE_URL", tav)
-        rc = await run_cli(common_args(srv, tmp_path) + ["--search", "tavily", "--summary-model", "fake-model"])
+        rc = await run_cli(
+            common_args(srv, tmp_path) + ["--search", "tavily", "--summary-model", "fake-model"]
+        )
     assert rc == 0 and not policy.failures
     result = check_output(capsys, tmp_path, secret=key)
     search_msg, access_msg = tool_messages(srv.requests)
@@ -116,10 +152,15 @@ async def test_run_with_web(tmp_path: Path, monkeypatch, capsys) -> None:
     from aiohttp import web
 
     async def article(request: web.Request) -> web.Response:
-        return web.Response(content_type="text/html", text=(
-            "<html><head><title>Danube</title></head><body><article><h1>Danube</h1>"
-            + "<p>The Danube is Europe's second-longest river, 2850 km from the Black Forest to the Black Sea.</p>"
-            * 5 + "</article></body></html>"))
+        return web.Response(
+            content_type="text/html",
+            text=(
+                "<html><head><title>Danube</title></head><body><article><h1>Danube</h1>"
+                + "<p>The Danube is Europe's second-longest river, 2850 km from the Black Forest to the Black Sea.</p>"
+                * 5
+                + "</article></body></html>"
+            ),
+        )
 
     async def image(request: web.Request) -> web.Response:
         return web.Response(body=b"\x89PNG\r\n\x1a\n", content_type="image/png")
@@ -135,15 +176,19 @@ async def test_run_with_web(tmp_path: Path, monkeypatch, capsys) -> None:
                 pass
 
             def text(self, query: str, max_results: int) -> list[dict[str, Any]]:
-                return [{"title": "Danube", "href": f"{site}/danube", "body": f"{query}: the Danube river"},
-                        {"title": "Photo", "href": f"{site}/photo.png", "body": "a photo"}][:max_results]
+                return [
+                    {"title": "Danube", "href": f"{site}/danube", "body": f"{query}: the Danube river"},
+                    {"title": "Photo", "href": f"{site}/photo.png", "body": "a photo"},
+                ][:max_results]
 
         monkeypatch.setattr("langgraph_wideseek.tools.web.DDGSEngine", StandInDDGS)
         monkeypatch.setenv("WIDESEEK_ALLOW_PRIVATE_URLS", "true")  # the stand-in site is on 127.0.0.1
         policy = script("danube length", f"{site}/danube", f"{site}/photo.png")
         async with FakeOpenAIServer(policy) as srv:
-            rc = await run_cli(common_args(srv, tmp_path) + ["--search", "web", "--no-summarize",
-                                                             "--cache-dir", str(tmp_path / "cache")])
+            rc = await run_cli(
+                common_args(srv, tmp_path)
+                + ["--search", "web", "--no-summarize", "--cache-dir", str(tmp_path / "cache")]
+            )
     assert rc == 0 and not policy.failures
     check_output(capsys, tmp_path)
     search_msg, access_msg = tool_messages(srv.requests)
@@ -164,7 +209,9 @@ async def test_run_with_web_refuses_private_addresses_by_default(tmp_path: Path,
 
     monkeypatch.setattr("langgraph_wideseek.tools.web.DDGSEngine", NoSearch)
     monkeypatch.delenv("WIDESEEK_ALLOW_PRIVATE_URLS", raising=False)
-    policy = script("nothing", "http://127.0.0.1:9/admin", "http://[::ffff:169.254.169.254]/latest/meta-data/")
+    policy = script(
+        "nothing", "http://127.0.0.1:9/admin", "http://[::ffff:169.254.169.254]/latest/meta-data/"
+    )
     async with FakeOpenAIServer(policy) as srv:
         rc = await run_cli(common_args(srv, tmp_path) + ["--search", "web", "--no-summarize"])
     assert rc == 0 and not policy.failures
@@ -176,20 +223,28 @@ async def test_run_with_web_refuses_private_addresses_by_default(tmp_path: Path,
 
 
 async def test_run_with_retriever(tmp_path: Path, capsys) -> None:
-    pages = {"https://en.wikipedia.org/wiki/Danube": '"Danube"\nThe Danube is a river in Europe, 2850 km long.',
-             "https://en.wikipedia.org/wiki/Nile": '"Nile"\nThe Nile is a river in Africa, 6650 km long.'}
+    pages = {
+        "https://en.wikipedia.org/wiki/Danube": '"Danube"\nThe Danube is a river in Europe, 2850 km long.',
+        "https://en.wikipedia.org/wiki/Nile": '"Nile"\nThe Nile is a river in Africa, 6650 km long.',
+    }
     retrieval = RetrievalStandIn(pages, fail=[("/retrieve", 503)])  # the first search meets a busy server
-    policy = script("danube river europe", "https://en.wikipedia.org/wiki/Danube",
-                    "https://en.wikipedia.org/wiki/Atlantis")
+    policy = script(
+        "danube river europe",
+        "https://en.wikipedia.org/wiki/Danube",
+        "https://en.wikipedia.org/wiki/Atlantis",
+    )
     async with serve(retrieval.app()) as base, FakeOpenAIServer(policy) as srv:
-        rc = await run_cli(common_args(srv, tmp_path) + ["--search", "retriever", "--retriever-url", base,
-                                                         "--no-summarize"])
+        rc = await run_cli(
+            common_args(srv, tmp_path) + ["--search", "retriever", "--retriever-url", base, "--no-summarize"]
+        )
     assert rc == 0 and not policy.failures
     check_output(capsys, tmp_path)
     search_msg, access_msg = tool_messages(srv.requests)
     assert "# Search query: danube river europe" in search_msg
-    assert "[Doc 1](https://en.wikipedia.org/wiki/Danube):\nDanube\nThe Danube is a river in Europe, 2850 km long." \
+    assert (
+        "[Doc 1](https://en.wikipedia.org/wiki/Danube):\nDanube\nThe Danube is a river in Europe, 2850 km long."
         in search_msg
+    )
     assert "2850 km long." in access_msg
     assert "# Access URL: https://en.wikipedia.org/wiki/Atlantis" in access_msg
     assert "not in the retrieval server's corpus" in access_msg

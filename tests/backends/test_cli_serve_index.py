@@ -19,13 +19,35 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_serve_index_process(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
-    corpus.write_text("\n".join(json.dumps({"url": f"https://w.example/{i}", "title": f"P{i}",
-                                            "text": f"page {i} mentions keyword{i}"}) for i in range(5)))
+    corpus.write_text(
+        "\n".join(
+            json.dumps(
+                {"url": f"https://w.example/{i}", "title": f"P{i}", "text": f"page {i} mentions keyword{i}"}
+            )
+            for i in range(5)
+        )
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "langgraph_wideseek.cli", "serve-index", str(corpus), "--port", "0",
-         "--index-dir", str(tmp_path / "idx"), "--topk", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "langgraph_wideseek.cli",
+            "serve-index",
+            str(corpus),
+            "--port",
+            "0",
+            "--index-dir",
+            str(tmp_path / "idx"),
+            "--topk",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         line = proc.stdout.readline()  # blocks until the server listens (or the process dies)
         assert line.startswith("serving 5 pages (5 passages) at http://127.0.0.1:"), proc.stderr.read()
@@ -33,8 +55,12 @@ def test_serve_index_process(tmp_path: Path) -> None:
         with httpx.Client(timeout=10) as http:
             body = http.post(url + "/retrieve", json={"queries": ["keyword3"], "topk": None}).json()
             assert body["result"][0][0]["url"] == "https://w.example/3"
-            assert http.post(url + "/access", json={"urls": ["https://w.example/4"]}).json()["result"][0]["title"] \
+            assert (
+                http.post(url + "/access", json={"urls": ["https://w.example/4"]}).json()["result"][0][
+                    "title"
+                ]
                 == "P4"
+            )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -48,7 +74,10 @@ def test_serve_index_reports_bad_input(tmp_path: Path, capsys) -> None:
     assert "corpus file not found" in capsys.readouterr().err
     (tmp_path / "c.jsonl").write_text(json.dumps({"url": "u", "text": "t"}))
     assert main(["serve-index", str(tmp_path / "c.jsonl"), "--port", "70000"]) == 2
-    assert main(["serve-index", str(tmp_path / "c.jsonl"), "--index-dir", str(tmp_path / "i"), "--topk", "0"]) == 2
+    assert (
+        main(["serve-index", str(tmp_path / "c.jsonl"), "--index-dir", str(tmp_path / "i"), "--topk", "0"])
+        == 2
+    )
     assert "default_topk" in capsys.readouterr().err
 
 
@@ -60,8 +89,16 @@ def test_serve_index_reports_a_busy_port(tmp_path: Path, capsys) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        rc = main(["serve-index", str(tmp_path / "c.jsonl"), "--index-dir", str(tmp_path / "i"),
-                   "--port", str(port)])
+        rc = main(
+            [
+                "serve-index",
+                str(tmp_path / "c.jsonl"),
+                "--index-dir",
+                str(tmp_path / "i"),
+                "--port",
+                str(port),
+            ]
+        )
     assert rc == 1 and "cannot listen" in capsys.readouterr().err
 
 

@@ -33,10 +33,15 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob(".tmp-*")]
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 1, "url": "https://other/", "stored_at": 0,
-                                                              "page": {"url": "u", "text": "t"}}),
-                                     json.dumps({"format": 1, "url": "https://e.org/c", "stored_at": "x"}),
-                                     json.dumps({"format": 99})])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        json.dumps({"format": 1, "url": "https://other/", "stored_at": 0, "page": {"url": "u", "text": "t"}}),
+        json.dumps({"format": 1, "url": "https://e.org/c", "stored_at": "x"}),
+        json.dumps({"format": 99}),
+    ],
+)
 def test_unreadable_entries_are_misses_and_are_removed(tmp_path: Path, content: str) -> None:
     cache = PageCache(tmp_path)
     path = cache.path_for("https://e.org/c")

@@ -53,7 +53,10 @@ async def test_search_and_read(stand_in) -> None:
     assert [h.url for h in hits][0] == "https://en.wikipedia.org/wiki/Danube" and len(hits) == 2
     assert hits[0].title == "Danube" and hits[0].score == 1.0
     assert hits[0].snippet == "The Danube is a river in Europe, 2850 km long."  # title line not repeated
-    assert s.requests[0] == ("/retrieve", {"queries": ["danube river europe"], "topk": 2, "return_scores": True})
+    assert s.requests[0] == (
+        "/retrieve",
+        {"queries": ["danube river europe"], "topk": 2, "return_scores": True},
+    )
     page = await reader.read("https://en.wikipedia.org/wiki/Nile")
     assert page.title == "Nile" and "6650 km" in page.text
     with pytest.raises(PageNotFound, match="not in the retrieval server's corpus"):
@@ -68,8 +71,9 @@ async def test_concurrent_calls_are_batched_and_deduplicated(stand_in) -> None:
     results = await asyncio.gather(*(c.search(q, k) for q, k in queries))
     assert [len(r) for r in results] == [1, 3, 2, 1]
     assert results[1][0].url.endswith("/Nile") and results[0] == results[3]
-    assert s.requests == [("/retrieve", {"queries": ["danube", "nile", "rhine"], "topk": 3,
-                                         "return_scores": True})]
+    assert s.requests == [
+        ("/retrieve", {"queries": ["danube", "nile", "rhine"], "topk": 3, "return_scores": True})
+    ]
     urls = list(PAGES) + ["https://x/none", list(PAGES)[0]]
     pages = await asyncio.gather(*(c.read(u) for u in urls), return_exceptions=True)
     assert s.requests[1] == ("/access", {"urls": urls[:4]})
@@ -155,7 +159,9 @@ async def test_in_flight_requests_are_bounded(stand_in) -> None:
 
 
 def test_factory_builds_retriever_backends() -> None:
-    search, reader = build_backends(WideSeekConfig(search="retriever", retriever_url="http://127.0.0.1:8000/"))
+    search, reader = build_backends(
+        WideSeekConfig(search="retriever", retriever_url="http://127.0.0.1:8000/")
+    )
     assert isinstance(search, RetrieverSearch) and isinstance(reader, RetrieverReader)
     assert search.client is reader.client and search.client.base_url == "http://127.0.0.1:8000"
     with pytest.raises(BackendConfigError, match="retriever_url"):
@@ -171,12 +177,21 @@ def test_factory_builds_retriever_backends() -> None:
 def corpus(tmp_path: Path) -> Path:
     path = tmp_path / "corpus.jsonl"
     rows = [
-        {"url": "https://w.example/Danube", "title": "Danube",
-         "text": "The Danube is Europe's second-longest river at 2850 km. It flows through Vienna and Budapest."},
-        {"url": "https://w.example/Rhine", "title": "Rhine",
-         "text": "The Rhine rises in the Swiss Alps and flows 1230 km to the North Sea."},
-        {"url": "https://w.example/Nile", "title": "Nile",
-         "text": "The Nile is a major north-flowing river in northeastern Africa, about 6650 km long."},
+        {
+            "url": "https://w.example/Danube",
+            "title": "Danube",
+            "text": "The Danube is Europe's second-longest river at 2850 km. It flows through Vienna and Budapest.",
+        },
+        {
+            "url": "https://w.example/Rhine",
+            "title": "Rhine",
+            "text": "The Rhine rises in the Swiss Alps and flows 1230 km to the North Sea.",
+        },
+        {
+            "url": "https://w.example/Nile",
+            "title": "Nile",
+            "text": "The Nile is a major north-flowing river in northeastern Africa, about 6650 km long.",
+        },
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path

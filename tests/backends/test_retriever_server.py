@@ -16,8 +16,14 @@ from langgraph_wideseek.tools.retriever_server import RetrievalServer
 @pytest.fixture
 def index(tmp_path: Path) -> LocalIndex:
     corpus = tmp_path / "c.jsonl"
-    rows = [{"url": f"https://w.example/{i}", "title": f"Page {i}",
-             "text": f"Document number {i} talks about topic{i} and the shared word alpha."} for i in range(8)]
+    rows = [
+        {
+            "url": f"https://w.example/{i}",
+            "title": f"Page {i}",
+            "text": f"Document number {i} talks about topic{i} and the shared word alpha.",
+        }
+        for i in range(8)
+    ]
     corpus.write_text("\n".join(json.dumps(r) for r in rows))
     return LocalIndex.open(corpus, tmp_path / "idx")
 
@@ -42,7 +48,9 @@ async def test_retrieve_shapes_and_topk(server) -> None:
     doc = body["result"][0][0]
     assert doc == {"url": "https://w.example/5", "title": "Page 5", "contents": doc["contents"]}
     assert "topic5" in doc["contents"]
-    status, body = await post(http, srv.url + "/retrieve", {"queries": ["alpha"], "topk": 5, "return_scores": True})
+    status, body = await post(
+        http, srv.url + "/retrieve", {"queries": ["alpha"], "topk": 5, "return_scores": True}
+    )
     items = body["result"][0]
     assert len(items) == 5 and set(items[0]) == {"document", "score"}
     assert all(a["score"] >= b["score"] for a, b in zip(items, items[1:]))
@@ -58,16 +66,19 @@ async def test_access_and_health(server) -> None:
         assert await r.json() == {"status": "ok", "pages": 8, "passages": 8}
 
 
-@pytest.mark.parametrize("path,body,message", [
-    ("/retrieve", b"{not json", "Invalid JSON"),
-    ("/retrieve", {"queries": []}, "queries"),
-    ("/retrieve", {"queries": "alpha"}, "queries"),
-    ("/retrieve", {"queries": ["a"], "topk": 0}, "topk"),
-    ("/retrieve", {"queries": ["a"], "topk": 1000}, "topk"),
-    ("/retrieve", {"queries": ["a"] * 1025}, "queries"),
-    ("/access", {"urls": [1, 2]}, "urls.0"),
-    ("/access", {}, "urls"),
-])
+@pytest.mark.parametrize(
+    "path,body,message",
+    [
+        ("/retrieve", b"{not json", "Invalid JSON"),
+        ("/retrieve", {"queries": []}, "queries"),
+        ("/retrieve", {"queries": "alpha"}, "queries"),
+        ("/retrieve", {"queries": ["a"], "topk": 0}, "topk"),
+        ("/retrieve", {"queries": ["a"], "topk": 1000}, "topk"),
+        ("/retrieve", {"queries": ["a"] * 1025}, "queries"),
+        ("/access", {"urls": [1, 2]}, "urls.0"),
+        ("/access", {}, "urls"),
+    ],
+)
 async def test_bad_requests_get_400_with_a_reason(server, path: str, body, message: str) -> None:
     srv, http = server
     status, reply = await post(http, srv.url + path, body)

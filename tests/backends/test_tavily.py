@@ -21,11 +21,14 @@ FAST = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
 
 @pytest.fixture
 async def tavily():
-    stand_in = TavilyStandIn(api_key=KEY, pages={
-        "https://en.wikipedia.org/wiki/Danube": "# Danube\n\n| River | Length |\n|---|---|\n| Danube | 2850 km |",
-        "https://example.org/a": "Page A text.",
-        "https://example.org/b/": "Page B text.",
-    })
+    stand_in = TavilyStandIn(
+        api_key=KEY,
+        pages={
+            "https://en.wikipedia.org/wiki/Danube": "# Danube\n\n| River | Length |\n|---|---|\n| Danube | 2850 km |",
+            "https://example.org/a": "Page A text.",
+            "https://example.org/b/": "Page B text.",
+        },
+    )
     async with serve(stand_in.app()) as base:
         yield stand_in, base
 
@@ -53,8 +56,13 @@ async def test_search_sends_count_as_max_results_and_maps_results(tavily) -> Non
 async def test_concurrent_reads_share_one_extract_request(tavily) -> None:
     stand_in, base = tavily
     reader = TavilyReader(api(base))
-    urls = ["https://en.wikipedia.org/wiki/Danube", "https://example.org/a", "https://example.org/b",
-            "https://example.org/nope", "https://example.org/a"]
+    urls = [
+        "https://en.wikipedia.org/wiki/Danube",
+        "https://example.org/a",
+        "https://example.org/b",
+        "https://example.org/nope",
+        "https://example.org/a",
+    ]
     results = await asyncio.gather(*(reader.read(u) for u in urls), return_exceptions=True)
     extracts = [r for r in stand_in.requests if r[0] == "/extract"]
     assert len(extracts) == 1
@@ -79,7 +87,10 @@ async def test_url_missing_from_both_lists_is_not_found(tavily) -> None:
 async def test_rate_limits_and_server_errors_are_retried(tavily) -> None:
     stand_in, base = tavily
     search = TavilySearch(api(base))
-    stand_in.fail += [("/search", 429, {"detail": {"error": "rate limit"}}), ("/search", 502, {"detail": "bad gw"})]
+    stand_in.fail += [
+        ("/search", 429, {"detail": {"error": "rate limit"}}),
+        ("/search", 502, {"detail": "bad gw"}),
+    ]
     assert len(await search.search("q", 2)) == 2
     assert [r[0] for r in stand_in.requests] == ["/search"] * 3
 

@@ -27,8 +27,10 @@ ARTICLE = (
     "<html><head><title>Rivers of Europe</title></head><body>"
     "<nav><a href='/'>Home</a> | <a href='/about'>About</a></nav>"
     "<article><h1>Rivers of Europe</h1>"
-    + "".join(f"<p>The river number {i} flows through several countries and is {100 + i} km long.</p>"
-              for i in range(12))
+    + "".join(
+        f"<p>The river number {i} flows through several countries and is {100 + i} km long.</p>"
+        for i in range(12)
+    )
     + "<table><tr><th>River</th><th>Length</th></tr><tr><td>Danube</td><td>2850 km</td></tr></table>"
     "</article><footer>Copyright footer text</footer></body></html>"
 )
@@ -52,14 +54,24 @@ class Site:
         if name == "article":
             return web.Response(text=ARTICLE, content_type="text/html")
         if name == "latin1":
-            body = "<html><body><article><p>" + "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. " * 30 + "</p></article></body></html>"
-            return web.Response(body=body.encode("latin-1"), headers={"Content-Type": "text/html; charset=ISO-8859-1"})
+            body = (
+                "<html><body><article><p>"
+                + "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. " * 30
+                + "</p></article></body></html>"
+            )
+            return web.Response(
+                body=body.encode("latin-1"), headers={"Content-Type": "text/html; charset=ISO-8859-1"}
+            )
         if name == "gzip":
-            return web.Response(body=gzip.compress(ARTICLE.encode()),
-                                headers={"Content-Type": "text/html", "Content-Encoding": "gzip"})
+            return web.Response(
+                body=gzip.compress(ARTICLE.encode()),
+                headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+            )
         if name == "doc.pdf":
-            return web.Response(body=make_pdf(["Quarterly report 2024", "Revenue grew 12 percent."],
-                                              title="Q Report"), content_type="application/pdf")
+            return web.Response(
+                body=make_pdf(["Quarterly report 2024", "Revenue grew 12 percent."], title="Q Report"),
+                content_type="application/pdf",
+            )
         if name == "octet-pdf":
             return web.Response(body=make_pdf(["Sniffed PDF body"]), content_type="application/octet-stream")
         if name == "plain":
@@ -75,7 +87,9 @@ class Site:
         if name == "empty":
             return web.Response(text="<html><body></body></html>", content_type="text/html")
         if name == "host":
-            return web.Response(text=f"host header was {request.headers.get('Host')}", content_type="text/plain")
+            return web.Response(
+                text=f"host header was {request.headers.get('Host')}", content_type="text/plain"
+            )
         if name.startswith("chain/"):
             n = int(name.split("/")[1])
             target = "/article" if n == 0 else f"/chain/{n - 1}"
@@ -110,7 +124,9 @@ class Site:
             await asyncio.sleep(5)
             return web.Response(text=ARTICLE, content_type="text/html")
         if name in ("huge", "drip", "huge-pdf", "huge-pdf-undeclared"):
-            resp = web.StreamResponse(headers={"Content-Type": "application/pdf" if "pdf" in name else "text/html"})
+            resp = web.StreamResponse(
+                headers={"Content-Type": "application/pdf" if "pdf" in name else "text/html"}
+            )
             if name == "huge-pdf":
                 resp.content_length = 50 * 1024 * 1024
             await resp.prepare(request)
@@ -136,6 +152,7 @@ def resolver(table: dict[str, str]):
         if host not in table:
             raise OSError("unknown host")
         return [table[host]]
+
     return resolve
 
 
@@ -147,8 +164,10 @@ async def site():
 
 
 def reader(**kw) -> WebReader:
-    guard = NetGuard(allowed_networks=["127.0.0.1/32"],
-                     resolver=resolver({"site.test": "127.0.0.1", "internal.test": "10.0.0.5"}))
+    guard = NetGuard(
+        allowed_networks=["127.0.0.1/32"],
+        resolver=resolver({"site.test": "127.0.0.1", "internal.test": "10.0.0.5"}),
+    )
     kw.setdefault("retry", RetryPolicy(retries=1, base_delay=0.01, max_delay=0.05))
     return WebReader(guard=guard, **kw)
 
@@ -185,10 +204,15 @@ async def test_text_types(site) -> None:
     assert '"population": 1234' in (await r.read(f"{base}/json")).text
 
 
-@pytest.mark.parametrize("path,message", [
-    ("image", "serves image/png"), ("zip", "serves application/zip"), ("binary", "binary data"),
-    ("empty", "no readable text"),
-])
+@pytest.mark.parametrize(
+    "path,message",
+    [
+        ("image", "serves image/png"),
+        ("zip", "serves application/zip"),
+        ("binary", "binary data"),
+        ("empty", "no readable text"),
+    ],
+)
 async def test_unreadable_content_is_refused_with_a_reason(site, path: str, message: str) -> None:
     _, base = site
     with pytest.raises(BackendError, match=message):
@@ -206,10 +230,15 @@ async def test_redirects_are_followed_up_to_the_cap(site) -> None:
     assert s.hits["article"] == 2  # the over-cap chain was not followed to its end
 
 
-@pytest.mark.parametrize("path,message", [
-    ("to-metadata", "metadata"), ("to-internal", "private address"), ("to-loopback-other", "loopback"),
-    ("to-file", "only http and https"),
-])
+@pytest.mark.parametrize(
+    "path,message",
+    [
+        ("to-metadata", "metadata"),
+        ("to-internal", "private address"),
+        ("to-loopback-other", "loopback"),
+        ("to-file", "only http and https"),
+    ],
+)
 async def test_every_redirect_hop_is_checked_by_the_guard(site, path: str, message: str) -> None:
     _, base = site
     with pytest.raises(URLRefused, match=message):
@@ -311,4 +340,3 @@ async def test_concurrent_reads_are_bounded(site) -> None:
     r = reader(concurrency=2)
     pages = await asyncio.gather(*(r.read(f"{base}/article") for _ in range(6)))
     assert all("Danube" in p.text for p in pages) and s.hits["article"] == 6
-

@@ -26,10 +26,21 @@ FAST_RETRY = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
 class StandInEngine:
     """Answers like ``DDGS.text`` (dicts with title/href/body) and records concurrency."""
 
-    def __init__(self, rows: list[dict[str, Any]] | None = None, *, sleep: float = 0.0,
-                 errors: list[Exception] | None = None) -> None:
-        self.rows = rows if rows is not None else [
-            {"title": f"T{i}", "href": f"https://site{i}.example/page", "body": f"body {i}"} for i in range(10)]
+    def __init__(
+        self,
+        rows: list[dict[str, Any]] | None = None,
+        *,
+        sleep: float = 0.0,
+        errors: list[Exception] | None = None,
+    ) -> None:
+        self.rows = (
+            rows
+            if rows is not None
+            else [
+                {"title": f"T{i}", "href": f"https://site{i}.example/page", "body": f"body {i}"}
+                for i in range(10)
+            ]
+        )
         self.sleep = sleep
         self.errors = list(errors or [])
         self.calls: list[tuple[str, int]] = []
@@ -56,16 +67,20 @@ class StandInEngine:
 
 
 async def test_hits_are_mapped_and_cut_to_count() -> None:
-    rows = [{"title": "A", "href": "https://a.example/", "body": "about a"},
-            {"title": "mail", "href": "mailto:x@example.com", "body": "not a page"},
-            {"title": "B", "url": "https://b.example/", "body": "about b"},
-            {"title": "C", "href": "https://c.example/", "body": "about c"}]
+    rows = [
+        {"title": "A", "href": "https://a.example/", "body": "about a"},
+        {"title": "mail", "href": "mailto:x@example.com", "body": "not a page"},
+        {"title": "B", "url": "https://b.example/", "body": "about b"},
+        {"title": "C", "href": "https://c.example/", "body": "about c"},
+    ]
     engine = StandInEngine(rows)
     search = WebSearch(engine, rate=None)
     hits = await search.search("rivers", 4)
     assert [(h.url, h.title, h.snippet) for h in hits] == [  # the mailto: row cannot be read: dropped
-        ("https://a.example/", "A", "about a"), ("https://b.example/", "B", "about b"),
-        ("https://c.example/", "C", "about c")]
+        ("https://a.example/", "A", "about a"),
+        ("https://b.example/", "B", "about b"),
+        ("https://c.example/", "C", "about c"),
+    ]
     assert [h.url for h in await search.search("rivers", 1)] == ["https://a.example/"]
     assert engine.calls == [("rivers", 4), ("rivers", 1)]
     assert all(t.startswith("wideseek-websearch") for t in engine.threads)  # never on the event loop's thread
@@ -94,8 +109,7 @@ async def test_library_failures_become_backend_errors() -> None:
 
 
 async def test_a_hung_engine_hits_the_time_cap() -> None:
-    search = WebSearch(StandInEngine(sleep=1.0), rate=None, timeout=0.2,
-                       retry=RetryPolicy(retries=0))
+    search = WebSearch(StandInEngine(sleep=1.0), rate=None, timeout=0.2, retry=RetryPolicy(retries=0))
     t0 = time.perf_counter()
     with pytest.raises(BackendError, match="timed out after 0.2 s"):
         await search.search("q", 3)
@@ -124,8 +138,9 @@ def test_ddgs_engine_builds_the_real_client_with_our_options() -> None:
     from ddgs.ddgs import DDGS  # the real class (the package exports a lazy-loading proxy)
     from ddgs.exceptions import DDGSException, RatelimitException
 
-    engine = DDGSEngine(timeout=7, proxy="socks5://127.0.0.1:9050", backend="wikipedia,bing", region="de-de",
-                        safesearch="off")
+    engine = DDGSEngine(
+        timeout=7, proxy="socks5://127.0.0.1:9050", backend="wikipedia,bing", region="de-de", safesearch="off"
+    )
     client = engine.client()
     assert isinstance(client, DDGS)
     assert client._timeout == 7 and client._proxy == "socks5://127.0.0.1:9050"  # noqa: SLF001
@@ -142,8 +157,13 @@ def test_ddgs_engine_builds_the_real_client_with_our_options() -> None:
     client.text = text
     seen["raise"] = DDGSException("No results found.")
     assert engine.text("q", 4) == []
-    assert seen == {"query": "q", "max_results": 4, "backend": "wikipedia,bing", "region": "de-de",
-                    "safesearch": "off"}
+    assert seen == {
+        "query": "q",
+        "max_results": 4,
+        "backend": "wikipedia,bing",
+        "region": "de-de",
+        "safesearch": "off",
+    }
     seen["raise"] = RatelimitException("202 Ratelimit")
     with pytest.raises(RetryableError, match="rate-limiting"):
         engine.text("q", 4)

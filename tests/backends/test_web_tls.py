@@ -24,16 +24,25 @@ def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -55,12 +64,16 @@ async def test_https_is_pinned_and_verified_against_the_host_name(tmp_path: Path
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
     try:
+
         async def resolve(h: str, p: int) -> list[str]:
             return {"site.test": ["127.0.0.1"], "evil.test": ["127.0.0.1"]}[h]
 
         client_ctx = ssl.create_default_context(cafile=str(cert))
-        reader = WebReader(guard=NetGuard(allowed_networks=["127.0.0.1/32"], resolver=resolve),
-                           ssl_context=client_ctx, retry=RetryPolicy(retries=0))
+        reader = WebReader(
+            guard=NetGuard(allowed_networks=["127.0.0.1/32"], resolver=resolve),
+            ssl_context=client_ctx,
+            retry=RetryPolicy(retries=0),
+        )
         page = await reader.read(f"https://site.test:{port}/")
         assert page.text == f"secure hello for site.test:{port}"
         assert sni_seen == ["site.test"]  # the handshake named the host, not the pinned address

@@ -26,32 +26,47 @@ def river_url(name: str) -> str:
 
 
 def corpus_records() -> list[dict[str, str]]:
-    recs = [{
-        "url": LIST_URL,
-        "title": "Rivers of Veloria",
-        "text": "Veloria is a small inland country.\n"
-                "The major rivers of Veloria are the " + ", ".join(RIVERS) + ".\n"
-                "Each of them is navigable for part of its course.",
-    }]
+    recs = [
+        {
+            "url": LIST_URL,
+            "title": "Rivers of Veloria",
+            "text": "Veloria is a small inland country.\n"
+            "The major rivers of Veloria are the " + ", ".join(RIVERS) + ".\n"
+            "Each of them is navigable for part of its course.",
+        }
+    ]
     for name, f in RIVERS.items():
-        recs.append({
-            "url": river_url(name),
-            "title": f"{name} River",
-            "text": f"The {name} is a river in Veloria.\n"
-                    f"It rises in the {f['source']} and flows into the {f['mouth']}.\n"
-                    f"The {name} is {f['length']} long.\n"
-                    + "Fishing villages line its lower course. " * 30,
-        })
+        recs.append(
+            {
+                "url": river_url(name),
+                "title": f"{name} River",
+                "text": f"The {name} is a river in Veloria.\n"
+                f"It rises in the {f['source']} and flows into the {f['mouth']}.\n"
+                f"The {name} is {f['length']} long.\n" + "Fishing villages line its lower course. " * 30,
+            }
+        )
     recs += [
-        {"url": ZH_URL, "title": "青河",
-         "text": "青河是维洛里亚东部的一条河流，全长三百公里，最终注入北海。\n沿岸有许多古老的渔村。"},
-        {"url": "https://zh.example.org/山城", "title": "山城",
-         "text": "山城是一座位于高原上的城市，以茶叶闻名。"},
-        {"url": "https://wiki.example.org/Cpp", "title": "C++ (programming language)",
-         "text": "C++ is a programming language. "
-                 "Expressions like a && b || !c and title:foo are common in text."},
-        {"url": "https://wiki.example.org/Tamar", "title": "Gulf of Tamar",
-         "text": "The Gulf of Tamar is a bay on the southern coast of Veloria."},
+        {
+            "url": ZH_URL,
+            "title": "青河",
+            "text": "青河是维洛里亚东部的一条河流，全长三百公里，最终注入北海。\n沿岸有许多古老的渔村。",
+        },
+        {
+            "url": "https://zh.example.org/山城",
+            "title": "山城",
+            "text": "山城是一座位于高原上的城市，以茶叶闻名。",
+        },
+        {
+            "url": "https://wiki.example.org/Cpp",
+            "title": "C++ (programming language)",
+            "text": "C++ is a programming language. "
+            "Expressions like a && b || !c and title:foo are common in text.",
+        },
+        {
+            "url": "https://wiki.example.org/Tamar",
+            "title": "Gulf of Tamar",
+            "text": "The Gulf of Tamar is a bay on the southern coast of Veloria.",
+        },
     ]
     return recs
 
@@ -110,8 +125,10 @@ def call(name: str, **arguments: Any) -> dict[str, Any]:
 
 def spawn(*prompts: str) -> Reply:
     """A lead turn creating one subagent per prompt."""
-    return Reply(reasoning="Split the task.", tool_calls=[call("create_sub_agents",
-                                                               sub_agents=[{"prompt": p} for p in prompts])])
+    return Reply(
+        reasoning="Split the task.",
+        tool_calls=[call("create_sub_agents", sub_agents=[{"prompt": p} for p in prompts])],
+    )
 
 
 # ------------------------------------------------------------------------------- a scripted research team
@@ -145,8 +162,10 @@ class VeloriaAgents:
             return spawn(*(river_task(n) for n in self.names))
         rows = re.findall(r"^(\w+) \| (\d+ km) \| (.+)$", last_tool_text(req), re.MULTILINE)
         table = "\n".join(f"| {n} | {length} | {mouth} |" for n, length, mouth in rows)
-        return Reply(reasoning="All reports are in.",
-                     content="```markdown\n| River | Length | Mouth |\n|---|---|---|\n" + table + "\n```")
+        return Reply(
+            reasoning="All reports are in.",
+            content="```markdown\n| River | Length | Mouth |\n|---|---|---|\n" + table + "\n```",
+        )
 
     def subagent(self, req: dict[str, Any], k: int) -> Reply:
         task = subtask_of(req)

@@ -17,14 +17,17 @@ from langgraph_wideseek.graph.answer import (
 TABLE = "```markdown\n| River | Length |\n|:---|---:|\n| Amsel | 412 km |\n| Brenna | 287 km |\n```"
 
 
-@pytest.mark.parametrize("text, want", [
-    ("<think>a</think>answer", "answer"),
-    ("<think>a</think> x <think>b</think> y", "x  y"),
-    ("hidden\n</think>\nshown", "shown"),
-    ("shown <think>cut off mid-thought", "shown"),
-    ("", ""),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("<think>a</think>answer", "answer"),
+        ("<think>a</think> x <think>b</think> y", "x  y"),
+        ("hidden\n</think>\nshown", "shown"),
+        ("shown <think>cut off mid-thought", "shown"),
+        ("", ""),
+        (None, ""),
+    ],
+)
 def test_strip_thinking(text, want):
     assert strip_thinking(text) == want
 
@@ -58,13 +61,16 @@ def test_no_table_in_block():
     assert extract_table("no fence at all") is None
 
 
-@pytest.mark.parametrize("text, want", [
-    (r"The answer is \boxed{42}.", "42"),
-    (r"\boxed{a} then \boxed{b}", "b"),
-    (r"\boxed{\frac{1}{2} + {x}}", r"\frac{1}{2} + {x}"),
-    (r"\boxed{unclosed", None),
-    ("no box", None),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        (r"The answer is \boxed{42}.", "42"),
+        (r"\boxed{a} then \boxed{b}", "b"),
+        (r"\boxed{\frac{1}{2} + {x}}", r"\frac{1}{2} + {x}"),
+        (r"\boxed{unclosed", None),
+        ("no box", None),
+    ],
+)
 def test_extract_boxed(text, want):
     assert extract_boxed(text) == want
 

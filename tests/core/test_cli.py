@@ -24,11 +24,19 @@ REPO = Path(__file__).resolve().parents[2]
 SECRET = "sk-cli-secret-0d6e2b8f"
 
 
-def wideseek(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess:
+def wideseek(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "langgraph_wideseek", *args], cwd=REPO, env=full_env,
-                          input=stdin, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "langgraph_wideseek", *args],
+        cwd=REPO,
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -43,8 +51,21 @@ def expected_table() -> list[dict[str, str]]:
 
 
 def test_run_prints_the_answer_on_stdout_and_progress_on_stderr(team, corpus_path, index_dir):
-    proc = wideseek("run", QUESTION, "--base-url", team.base_url, "--model", "m", "--api-key", SECRET,
-                    "--corpus", str(corpus_path), "--index-dir", str(index_dir), "--no-summarize")
+    proc = wideseek(
+        "run",
+        QUESTION,
+        "--base-url",
+        team.base_url,
+        "--model",
+        "m",
+        "--api-key",
+        SECRET,
+        "--corpus",
+        str(corpus_path),
+        "--index-dir",
+        str(index_dir),
+        "--no-summarize",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("```markdown\n| River | Length | Mouth |")
     assert "| Corvo | 655 km | Gulf of Tamar |" in proc.stdout
@@ -64,9 +85,14 @@ def test_env_defaults_json_and_appended_trajectory(team, corpus_path, index_dir,
     traj_file = tmp_path / "out" / "rollouts.jsonl"
     traj_file.parent.mkdir()
     traj_file.write_text(Trajectory(rollout_id="earlier", question="old").to_json() + "\n", encoding="utf-8")
-    env = {"OPENAI_BASE_URL": team.base_url, "OPENAI_API_KEY": SECRET, "WIDESEEK_MODEL": "env-model",
-           "WIDESEEK_CORPUS": str(corpus_path), "WIDESEEK_INDEX_DIR": str(index_dir),
-           "WIDESEEK_SUMMARIZE_PAGES": "false"}
+    env = {
+        "OPENAI_BASE_URL": team.base_url,
+        "OPENAI_API_KEY": SECRET,
+        "WIDESEEK_MODEL": "env-model",
+        "WIDESEEK_CORPUS": str(corpus_path),
+        "WIDESEEK_INDEX_DIR": str(index_dir),
+        "WIDESEEK_SUMMARIZE_PAGES": "false",
+    }
     proc = wideseek("-vv", "run", QUESTION, "--json", "--trajectory", str(traj_file), env=env)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # exactly one JSON object on stdout
@@ -88,13 +114,26 @@ def test_env_defaults_json_and_appended_trajectory(team, corpus_path, index_dir,
 
 def test_failed_lead_exits_1(corpus_path, index_dir, tmp_path):
     # the lead keeps delegating until it runs out of turns
-    policy = ScriptedPolicy(lead=[spawn("WORK"), spawn("WORK")],
-                            default_subagent=lambda req, k: Reply(content="partial"))
+    policy = ScriptedPolicy(
+        lead=[spawn("WORK"), spawn("WORK")], default_subagent=lambda req, k: Reply(content="partial")
+    )
     traj_file = tmp_path / "t.jsonl"
     with FakeOpenAIServer(policy, api_key=SECRET).start_in_thread() as ts:
-        proc = wideseek("run", "Q", "--base-url", ts.base_url, "--corpus", str(corpus_path), "--index-dir",
-                        str(index_dir), "--max-lead-turns", "2", "--trajectory", str(traj_file),
-                        env={"OPENAI_API_KEY": SECRET})
+        proc = wideseek(
+            "run",
+            "Q",
+            "--base-url",
+            ts.base_url,
+            "--corpus",
+            str(corpus_path),
+            "--index-dir",
+            str(index_dir),
+            "--max-lead-turns",
+            "2",
+            "--trajectory",
+            str(traj_file),
+            env={"OPENAI_API_KEY": SECRET},
+        )
     assert proc.returncode == 1 and proc.stdout == ""
     assert "[error] lead: turn limit (2) reached without a final answer" in proc.stderr
     assert "the lead agent failed to produce an answer" in proc.stderr
@@ -112,18 +151,43 @@ def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_question_from_stdin(team, corpus_path, index_dir, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(QUESTION + "\n"))
-    code, out, err = run_main(["run", "-", "--base-url", team.base_url, "--api-key", SECRET, "--corpus",
-                               str(corpus_path), "--index-dir", str(index_dir), "--no-summarize", "-q"],
-                              capsys)
+    code, out, err = run_main(
+        [
+            "run",
+            "-",
+            "--base-url",
+            team.base_url,
+            "--api-key",
+            SECRET,
+            "--corpus",
+            str(corpus_path),
+            "--index-dir",
+            str(index_dir),
+            "--no-summarize",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0 and "| Amsel | 412 km | Northern Sea |" in out and err == ""
 
 
 def test_json_output_of_a_failed_run_and_a_rejected_key(corpus_path, index_dir, capsys, monkeypatch):
-    policy = ScriptedPolicy(lead=[spawn("WORK"), spawn("WORK")],
-                            default_subagent=lambda req, k: Reply(content="partial"))
+    policy = ScriptedPolicy(
+        lead=[spawn("WORK"), spawn("WORK")], default_subagent=lambda req, k: Reply(content="partial")
+    )
     with FakeOpenAIServer(policy, api_key=SECRET).start_in_thread() as ts:
-        common = ["run", "Q", "--base-url", ts.base_url, "--corpus", str(corpus_path), "--index-dir",
-                  str(index_dir), "--max-lead-turns", "2"]
+        common = [
+            "run",
+            "Q",
+            "--base-url",
+            ts.base_url,
+            "--corpus",
+            str(corpus_path),
+            "--index-dir",
+            str(index_dir),
+            "--max-lead-turns",
+            "2",
+        ]
         monkeypatch.setenv("OPENAI_API_KEY", SECRET)
         code, out, err = run_main(common + ["--json"], capsys)
         assert code == 1
@@ -136,11 +200,14 @@ def test_json_output_of_a_failed_run_and_a_rejected_key(corpus_path, index_dir, 
     assert SECRET not in out + err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--max-subagents", "0"], "invalid configuration: max_subagents"),
-    (["--corpus", "/nonexistent/corpus.jsonl"], "corpus file not found"),
-    ([], "needs a corpus"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-subagents", "0"], "invalid configuration: max_subagents"),
+        (["--corpus", "/nonexistent/corpus.jsonl"], "corpus file not found"),
+        ([], "needs a corpus"),
+    ],
+)
 def test_configuration_errors_exit_2(args, message, capsys):
     try:  # a bad value exits from config parsing, a missing corpus returns from the command: both are 2
         code = cli_main(["run", "Q", "--base-url", "http://127.0.0.1:9/v1", *args])

@@ -55,20 +55,24 @@ def test_every_field_reads_its_wideseek_variable(monkeypatch):
 def test_summary_endpoint_defaults_to_the_main_one():
     cfg = WideSeekConfig(base_url="http://127.0.0.1:5/v1", model="m", api_key=KEY)
     assert cfg.summary_endpoint() == ("http://127.0.0.1:5/v1", "m", KEY)
-    cfg2 = WideSeekConfig(api_key=KEY, summary_base_url="http://127.0.0.1:6/v1/", summary_model="s",
-                          summary_api_key="other")
+    cfg2 = WideSeekConfig(
+        api_key=KEY, summary_base_url="http://127.0.0.1:6/v1/", summary_model="s", summary_api_key="other"
+    )
     assert cfg2.summary_endpoint() == ("http://127.0.0.1:6/v1", "s", "other")
 
 
-@pytest.mark.parametrize("bad", [
-    {"max_subagents": 0},
-    {"temperature": -1},
-    {"top_p": 1.5},
-    {"search": "bing"},
-    {"language": "fr"},
-    {"context_tokens": 4000, "max_prompt_tokens": 4096},
-    {"no_such_field": 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_subagents": 0},
+        {"temperature": -1},
+        {"top_p": 1.5},
+        {"search": "bing"},
+        {"language": "fr"},
+        {"context_tokens": 4000, "max_prompt_tokens": 4096},
+        {"no_such_field": 1},
+    ],
+)
 def test_invalid_values_are_rejected_with_the_field_named(bad):
     with pytest.raises(ValidationError) as ei:
         WideSeekConfig(**bad)
@@ -84,8 +88,13 @@ def test_invalid_env_value_is_rejected(monkeypatch):
 def test_secrets_never_in_repr_str_or_dumps(monkeypatch):
     monkeypatch.setenv("TAVILY_API_KEY", TAVILY)
     cfg = WideSeekConfig(api_key=KEY, summary_api_key=KEY + "x")
-    dumps = (repr(cfg), str(cfg), cfg.model_dump_json(), str(cfg.model_dump()),
-             str(cfg.model_dump(mode="json")))
+    dumps = (
+        repr(cfg),
+        str(cfg),
+        cfg.model_dump_json(),
+        str(cfg.model_dump()),
+        str(cfg.model_dump(mode="json")),
+    )
     for text in dumps:
         assert KEY not in text and TAVILY not in text
 

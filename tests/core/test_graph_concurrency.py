@@ -26,8 +26,10 @@ def worker(req: dict[str, Any], k: int) -> Reply:
 
 
 async def wave_seconds(serve, make_graph, n: int, **overrides: Any) -> tuple[float, Any, Any]:
-    policy = ScriptedPolicy(lead=[spawn(*(f"Report on river number {i}" for i in range(n))),
-                                  Reply(content="done")], default_subagent=worker)
+    policy = ScriptedPolicy(
+        lead=[spawn(*(f"Report on river number {i}" for i in range(n))), Reply(content="done")],
+        default_subagent=worker,
+    )
     srv = await serve(policy)
     stamps: list[tuple[float, dict[str, Any]]] = []
     graph = make_graph(srv, **overrides)

@@ -17,8 +17,10 @@ from langgraph_wideseek.testing import Reply
 
 from .helpers import call, spawn, subtask_of
 
-OVERFLOW = ("This model's maximum context length is 32000 tokens. However, you requested 40000 tokens "
-            "(39000 in the messages, 1000 in the completion). Please reduce the length of the messages.")
+OVERFLOW = (
+    "This model's maximum context length is 32000 tokens. However, you requested 40000 tokens "
+    "(39000 in the messages, 1000 in the completion). Please reduce the length of the messages."
+)
 
 
 def requests_of(srv, key: str) -> list[dict[str, Any]]:
@@ -39,12 +41,13 @@ def last_block(req: dict[str, Any]) -> list[dict[str, Any]]:
     """The messages after the last assistant message: what answered the previous turn."""
     msgs = req["messages"]
     last_ai = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-    return msgs[last_ai + 1:]
+    return msgs[last_ai + 1 :]
 
 
 def one_wave(*subagents: tuple[str, list[Reply]], final: str = "final answer") -> ScriptedPolicy:
-    return ScriptedPolicy(lead=[spawn(*(k for k, _ in subagents)), Reply(content=final)],
-                          subagents=dict(subagents))
+    return ScriptedPolicy(
+        lead=[spawn(*(k for k, _ in subagents)), Reply(content=final)], subagents=dict(subagents)
+    )
 
 
 # ------------------------------------------------------------------------------- malformed tool calls
@@ -54,8 +57,12 @@ async def test_malformed_subagent_tool_calls_get_error_messages_and_count_as_tur
     wrong_shape = Reply(tool_calls=[call("search", q="Amsel")])
     wrong_item = Reply(tool_calls=[call("access", urls=[{"url": "https://x"}])])
     hermes_bad = Reply(content="<tool_call>\n{not json at all}\n</tool_call>", hermes_text=True)
-    policy = one_wave(("MALFORMED", [bad_json, unknown, wrong_shape, wrong_item, hermes_bad,
-                                     Reply(content="report after errors")]))
+    policy = one_wave(
+        (
+            "MALFORMED",
+            [bad_json, unknown, wrong_shape, wrong_item, hermes_bad, Reply(content="report after errors")],
+        )
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert policy.failures == [] and result.status == "ok"
@@ -76,15 +83,28 @@ async def test_malformed_subagent_tool_calls_get_error_messages_and_count_as_tur
     assert "{not json at all}" in json.dumps(reqs[5]["messages"])
 
 
-@pytest.mark.parametrize("reply, error", [
-    (Reply(tool_calls=[{"name": "create_sub_agents", "arguments": "{\"sub_agents\": ["}]), "not valid JSON"),
-    (Reply(tool_calls=[call("search", queries=[{"query": "x"}])]),
-     "unknown tool 'search'. Available tools: create_sub_agents."),
-    (Reply(tool_calls=[call("create_sub_agents", sub_agents="do everything")]), "create_sub_agents expects"),
-    (Reply(tool_calls=[call("create_sub_agents", sub_agents=[])]), "create_sub_agents expects"),
-    (Reply(tool_calls=[call("create_sub_agents", sub_agents=[{"task": "x"}, {"prompt": " "}])]),
-     "no entry of sub_agents has a non-empty string 'prompt'"),
-])
+@pytest.mark.parametrize(
+    "reply, error",
+    [
+        (
+            Reply(tool_calls=[{"name": "create_sub_agents", "arguments": '{"sub_agents": ['}]),
+            "not valid JSON",
+        ),
+        (
+            Reply(tool_calls=[call("search", queries=[{"query": "x"}])]),
+            "unknown tool 'search'. Available tools: create_sub_agents.",
+        ),
+        (
+            Reply(tool_calls=[call("create_sub_agents", sub_agents="do everything")]),
+            "create_sub_agents expects",
+        ),
+        (Reply(tool_calls=[call("create_sub_agents", sub_agents=[])]), "create_sub_agents expects"),
+        (
+            Reply(tool_calls=[call("create_sub_agents", sub_agents=[{"task": "x"}, {"prompt": " "}])]),
+            "no entry of sub_agents has a non-empty string 'prompt'",
+        ),
+    ],
+)
 async def test_malformed_lead_calls_are_answered_with_an_error(serve, make_graph, reply, error):
     policy = ScriptedPolicy(lead=[reply, Reply(content="\\boxed{42}")])
     srv = await serve(policy)
@@ -101,38 +121,52 @@ async def test_malformed_lead_calls_are_answered_with_an_error(serve, make_graph
 
 async def test_entries_without_a_prompt_are_skipped_with_a_note(serve, make_graph):
     policy = ScriptedPolicy(
-        lead=[Reply(tool_calls=[call("create_sub_agents", sub_agents=[{"prompt": "KEPT one"}, {"x": 1}])]),
-              Reply(content="done")],
-        subagents={"KEPT one": [Reply(content="r")]})
+        lead=[
+            Reply(tool_calls=[call("create_sub_agents", sub_agents=[{"prompt": "KEPT one"}, {"x": 1}])]),
+            Reply(content="done"),
+        ],
+        subagents={"KEPT one": [Reply(content="r")]},
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert result.usage.subagents == 1
     text = tool_msgs(srv.requests[-1])[0]
-    assert text.startswith("Note: 1 entry(ies) of sub_agents had no usable 'prompt' and were skipped.\n\n"
-                           "# Subtask 1:\nKEPT one\n")
+    assert text.startswith(
+        "Note: 1 entry(ies) of sub_agents had no usable 'prompt' and were skipped.\n\n"
+        "# Subtask 1:\nKEPT one\n"
+    )
 
 
 # ----------------------------------------------------------------------------------------- limits
 @pytest.mark.parametrize("limit, asked", [(10, 12), (3, 5)])
 async def test_extra_subagents_are_dropped_with_a_note(serve, make_graph, limit, asked):
     prompts = [f"ENTITY-{i:02d} details" for i in range(1, asked + 1)]
-    policy = ScriptedPolicy(lead=[spawn(*prompts), Reply(content="done")],
-                            default_subagent=lambda req, k: Reply(content="report " + subtask_of(req)[:9]))
+    policy = ScriptedPolicy(
+        lead=[spawn(*prompts), Reply(content="done")],
+        default_subagent=lambda req, k: Reply(content="report " + subtask_of(req)[:9]),
+    )
     srv = await serve(policy)
     result = await make_graph(srv, max_subagents=limit).arun("Q")
     assert result.usage.subagents == limit
     started = sorted(subtask_of(r) for r in srv.requests if not is_lead(r))
     assert started == prompts[:limit]
     text = tool_msgs(srv.requests[-1])[0]
-    assert text.startswith(f"Note: at most {limit} subagents can be created per call; the last "
-                           f"{asked - limit} requested subagent(s) were not created.\n\n# Subtask 1:")
+    assert text.startswith(
+        f"Note: at most {limit} subagents can be created per call; the last "
+        f"{asked - limit} requested subagent(s) were not created.\n\n# Subtask 1:"
+    )
     assert f"# Subtask {limit}:" in text and f"# Subtask {limit + 1}:" not in text
 
 
 async def test_only_the_first_tool_call_of_a_subagent_turn_runs(serve, make_graph):
-    two = Reply(tool_calls=[call("search", queries=[{"query": "Amsel"}]),
-                            call("access", urls=[{"url": "https://wiki.example.org/Amsel_River",
-                                                  "info_to_extract": "length"}])])
+    two = Reply(
+        tool_calls=[
+            call("search", queries=[{"query": "Amsel"}]),
+            call(
+                "access", urls=[{"url": "https://wiki.example.org/Amsel_River", "info_to_extract": "length"}]
+            ),
+        ]
+    )
     policy = one_wave(("TWO CALLS", [two, Reply(content="report")]))
     srv = await serve(policy)
     await make_graph(srv).arun("Q")
@@ -140,17 +174,23 @@ async def test_only_the_first_tool_call_of_a_subagent_turn_runs(serve, make_grap
     assert first["role"] == second["role"] == "tool"
     assert first["content"].startswith("# Search query: Amsel\n# Result:\n[Doc 1](")
     assert "# Access URL:" not in first["content"]
-    assert second["content"] == ("Not executed: only the first tool call of a turn is executed. "
-                                 "Call tools one at a time.")
+    assert second["content"] == (
+        "Not executed: only the first tool call of a turn is executed. Call tools one at a time."
+    )
     ai = requests_of(srv, "TWO CALLS")[1]["messages"][2]
     assert [tc["id"] for tc in ai["tool_calls"]] == [first["tool_call_id"], second["tool_call_id"]]
 
 
 async def test_only_the_first_create_sub_agents_call_runs(serve, make_graph):
-    two = Reply(tool_calls=[call("create_sub_agents", sub_agents=[{"prompt": "FIRST wave"}]),
-                            call("create_sub_agents", sub_agents=[{"prompt": "SECOND wave"}])])
-    policy = ScriptedPolicy(lead=[two, Reply(content="done")],
-                            subagents={"FIRST wave": [Reply(content="r1")]})
+    two = Reply(
+        tool_calls=[
+            call("create_sub_agents", sub_agents=[{"prompt": "FIRST wave"}]),
+            call("create_sub_agents", sub_agents=[{"prompt": "SECOND wave"}]),
+        ]
+    )
+    policy = ScriptedPolicy(
+        lead=[two, Reply(content="done")], subagents={"FIRST wave": [Reply(content="r1")]}
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert policy.failures == [] and result.usage.subagents == 1
@@ -159,18 +199,28 @@ async def test_only_the_first_create_sub_agents_call_runs(serve, make_graph):
     assert second["content"].startswith("Not executed")
 
 
-@pytest.mark.parametrize("empty", [Reply(content=""), Reply(reasoning="only thinking", content=""),
-                                   Reply(content="<think>all of it</think>", hermes_text=True)])
+@pytest.mark.parametrize(
+    "empty",
+    [
+        Reply(content=""),
+        Reply(reasoning="only thinking", content=""),
+        Reply(content="<think>all of it</think>", hermes_text=True),
+    ],
+)
 async def test_empty_replies_get_a_nudge(serve, make_graph, empty):
-    policy = ScriptedPolicy(lead=[empty, spawn("NUDGED sub"), Reply(content="done")],
-                            subagents={"NUDGED sub": [empty, Reply(content="report")]})
+    policy = ScriptedPolicy(
+        lead=[empty, spawn("NUDGED sub"), Reply(content="done")],
+        subagents={"NUDGED sub": [empty, Reply(content="report")]},
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert result.status == "ok" and policy.failures == []
     (nudge,) = last_block(lead_requests(srv)[1])
     assert nudge["role"] == "user"
-    assert nudge["content"] == ("Your last reply was empty. Continue the task: call a tool, or give your "
-                                "final answer.\n\n(Your next reply is turn 2. You must finish by turn 10.)")
+    assert nudge["content"] == (
+        "Your last reply was empty. Continue the task: call a tool, or give your "
+        "final answer.\n\n(Your next reply is turn 2. You must finish by turn 10.)"
+    )
     (sub_nudge,) = last_block(requests_of(srv, "NUDGED")[1])
     assert sub_nudge["role"] == "user" and sub_nudge["content"].startswith("Your last reply was empty.")
     assert len(result.trajectory.lead.turns) == 3
@@ -184,8 +234,10 @@ async def test_subagent_turn_limit_gives_a_failure_report(serve, make_graph):
     assert result.status == "ok"  # one failed subagent does not fail the run
     assert len(requests_of(srv, "ENDLESS")) == 3
     report = tool_msgs(srv.requests[-1])[0]
-    assert ("# Subtask 1:\nENDLESS\n# Result:\nThe subagent could not complete this subtask (turn limit (3) "
-            "reached without a report).") in report
+    assert (
+        "# Subtask 1:\nENDLESS\n# Result:\nThe subagent could not complete this subtask (turn limit (3) "
+        "reached without a report)."
+    ) in report
     assert "# Subtask 2:\nQUICK\n# Result:\nquick report" in report
     assert result.errors == ["w1.s1: turn limit (3) reached without a report"]
     assert result.usage.failed_subagents == 1
@@ -194,8 +246,9 @@ async def test_subagent_turn_limit_gives_a_failure_report(serve, make_graph):
 
 
 async def test_lead_turn_limit_fails_the_run_without_an_answer(serve, make_graph):
-    policy = ScriptedPolicy(lead=[spawn(f"ROUND {i}") for i in range(3)],
-                            default_subagent=lambda req, k: Reply(content="r"))
+    policy = ScriptedPolicy(
+        lead=[spawn(f"ROUND {i}") for i in range(3)], default_subagent=lambda req, k: Reply(content="r")
+    )
     srv = await serve(policy)
     result = await make_graph(srv, max_lead_turns=3).arun("Q")
     assert result.status == "failed" and result.answer is None and result.table is None
@@ -207,14 +260,16 @@ async def test_lead_turn_limit_fails_the_run_without_an_answer(serve, make_graph
 
 # ------------------------------------------------------------------------------------ context limits
 async def test_context_overflow_from_the_server_fails_one_subagent_not_the_wave(serve, make_graph):
-    policy = one_wave(("TOO LONG", [Reply(status=400, error=OVERFLOW)]),
-                      ("FINE", [Reply(content="fine report")]))
+    policy = one_wave(
+        ("TOO LONG", [Reply(status=400, error=OVERFLOW)]), ("FINE", [Reply(content="fine report")])
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert result.status == "ok" and result.answer == "final answer"
     report = tool_msgs(srv.requests[-1])[0]
-    assert ("# Subtask 1:\nTOO LONG\n# Result:\nThe subagent could not complete this subtask "
-            "(context overflow:") in report
+    assert (
+        "# Subtask 1:\nTOO LONG\n# Result:\nThe subagent could not complete this subtask (context overflow:"
+    ) in report
     assert "# Subtask 2:\nFINE\n# Result:\nfine report" in report
     assert len(requests_of(srv, "TOO LONG")) == 1  # a 400 is not retried
     assert result.errors[0].startswith("w1.s1: context overflow: This model's maximum context length")
@@ -252,9 +307,10 @@ async def test_server_context_window_smaller_than_configured_fails_the_lead(serv
 
 async def test_oversized_initial_prompt_is_refused_before_sending(serve, make_graph):
     huge = "HUGE subtask " + "with many many words " * 1200
-    policy = ScriptedPolicy(lead=[spawn(huge, "NORMAL"), Reply(content="done")],
-                            subagents={"HUGE subtask": [Reply(content="never")],
-                                       "NORMAL": [Reply(content="n")]})
+    policy = ScriptedPolicy(
+        lead=[spawn(huge, "NORMAL"), Reply(content="done")],
+        subagents={"HUGE subtask": [Reply(content="never")], "NORMAL": [Reply(content="n")]},
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert result.status == "ok"
@@ -280,8 +336,12 @@ class Flaky:
 async def test_transient_http_errors_mid_run_are_retried_and_the_run_completes(serve, make_graph, status):
     script = ScriptedPolicy(
         lead=[spawn("A one", "B two", "C three"), Reply(content="\\boxed{done}")],
-        default_subagent=lambda req, k: (Reply(tool_calls=[call("search", queries=[{"query": "Corvo"}])])
-                                         if k == 0 else Reply(content="report")))
+        default_subagent=lambda req, k: (
+            Reply(tool_calls=[call("search", queries=[{"query": "Corvo"}])])
+            if k == 0
+            else Reply(content="report")
+        ),
+    )
     srv = await serve(Flaky(script, 3, status))
     result = await make_graph(srv).arun("Q")
     assert result.status == "ok" and result.boxed == "done" and result.errors == []
@@ -321,13 +381,16 @@ async def test_subagent_wall_clock_timeout(serve, make_graph):
 
 
 async def test_lead_failure_mid_run_keeps_subagent_work_in_the_trajectory(serve, make_graph):
-    policy = ScriptedPolicy(lead=[spawn("WORKER"), Reply(status=400, error="invalid request: bad template")],
-                            subagents={"WORKER": [Reply(content="work done")]})
+    policy = ScriptedPolicy(
+        lead=[spawn("WORKER"), Reply(status=400, error="invalid request: bad template")],
+        subagents={"WORKER": [Reply(content="work done")]},
+    )
     srv = await serve(policy)
     result = await make_graph(srv).arun("Q")
     assert result.status == "failed" and result.answer is None
     assert result.errors == [
-        "lead: model server error: HTTP 400 from model server: invalid request: bad template"]
+        "lead: model server error: HTTP 400 from model server: invalid request: bad template"
+    ]
     assert [a.agent_id for a in result.trajectory.agents] == ["lead", "w1.s1"]
     assert result.trajectory.agent("w1.s1").status == "ok"
 
@@ -381,14 +444,17 @@ class SloppyReader:
         return "just a string, not a Page"
 
 
-async def test_user_backends_that_break_the_protocol_do_not_crash_the_run(serve, make_graph, corpus_path,
-                                                                          index_dir):
+async def test_user_backends_that_break_the_protocol_do_not_crash_the_run(
+    serve, make_graph, corpus_path, index_dir
+):
     from langgraph_wideseek import WideSeekConfig, WideSeekGraph
     from langgraph_wideseek.model import ChatVLLM
 
-    turns = [Reply(tool_calls=[call("search", queries=["dicts", "crash", "garbage"])]),
-             Reply(tool_calls=[call("access", urls=[{"url": "https://x", "info_to_extract": "y"}])]),
-             Reply(content="report")]
+    turns = [
+        Reply(tool_calls=[call("search", queries=["dicts", "crash", "garbage"])]),
+        Reply(tool_calls=[call("access", urls=[{"url": "https://x", "info_to_extract": "y"}])]),
+        Reply(content="report"),
+    ]
     policy = one_wave(("SLOPPY", turns))
     srv = await serve(policy)
     cfg = WideSeekConfig(base_url=srv.base_url, model="m", summarize_pages=False)
@@ -401,17 +467,22 @@ async def test_user_backends_that_break_the_protocol_do_not_crash_the_run(serve,
     reqs = requests_of(srv, "SLOPPY")
     search_text, access_text = tool_msgs(reqs[1])[-1], tool_msgs(reqs[2])[-1]
     assert "[Doc 1](https://wiki.example.org/Amsel_River):\nAmsel\n412 km" in search_text  # dicts accepted
-    assert "# Search query: crash\n# Result:\nSearch failed for this query (internal error TypeError)" \
+    assert (
+        "# Search query: crash\n# Result:\nSearch failed for this query (internal error TypeError)"
         in search_text
-    assert "# Search query: garbage\n# Result:\nSearch failed for this query (the search backend returned " \
+    )
+    assert (
+        "# Search query: garbage\n# Result:\nSearch failed for this query (the search backend returned "
         "an invalid result)" in search_text
+    )
     assert "Could not read this URL (the page reader returned an invalid page)" in access_text
     assert len(result.errors) == 3
 
 
 async def test_a_crashing_tool_costs_one_call_not_the_run(serve, make_graph, monkeypatch):
-    policy = one_wave(("CRASHY", [Reply(tool_calls=[call("search", queries=["x"])]),
-                                  Reply(content="report")]))
+    policy = one_wave(
+        ("CRASHY", [Reply(tool_calls=[call("search", queries=["x"])]), Reply(content="report")])
+    )
     srv = await serve(policy)
     graph = make_graph(srv)
 

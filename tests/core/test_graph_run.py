@@ -42,8 +42,9 @@ async def test_answerable_task_gives_the_right_table(serve, make_graph, summariz
     result = await make_graph(srv, summarize_pages=summarize).arun(QUESTION)
 
     assert result.status == "ok" and result.errors == []
-    assert result.table == [{"River": n, "Length": f["length"], "Mouth": f["mouth"]}
-                            for n, f in RIVERS.items()]
+    assert result.table == [
+        {"River": n, "Length": f["length"], "Mouth": f["mouth"]} for n, f in RIVERS.items()
+    ]
     assert result.answer.startswith("```markdown") and "All reports are in." not in result.answer
     u = result.usage
     assert (u.lead_calls, u.subagents, u.subagent_calls, u.failed_subagents) == (3, 5, 15, 0)
@@ -78,17 +79,21 @@ async def test_collect_formats_reports_in_call_order_with_thinking_removed(serve
     # the first subagent answers last, and one report carries inline <think> text
     policy = ScriptedPolicy(
         lead=[spawn("SLOW one", "FAST two", "THINKER three"), Reply(content="done")],
-        subagents={"SLOW one": [Reply(content="report one", delay=0.3)],
-                   "FAST two": [Reply(content="report two")],
-                   "THINKER three": [Reply(content="<think>private musing</think>report three",
-                                           hermes_text=True)]})
+        subagents={
+            "SLOW one": [Reply(content="report one", delay=0.3)],
+            "FAST two": [Reply(content="report two")],
+            "THINKER three": [Reply(content="<think>private musing</think>report three", hermes_text=True)],
+        },
+    )
     srv = await serve(policy)
     await make_graph(srv).arun("Q")
     closing = [m for m in srv.requests[-1]["messages"] if m["role"] == "tool"][0]["content"]
     body = closing.split("\n\n(Your next reply is turn 2")[0]
-    assert body == ("# Subtask 1:\nSLOW one\n# Result:\nreport one\n\n"
-                    "# Subtask 2:\nFAST two\n# Result:\nreport two\n\n"
-                    "# Subtask 3:\nTHINKER three\n# Result:\nreport three")
+    assert body == (
+        "# Subtask 1:\nSLOW one\n# Result:\nreport one\n\n"
+        "# Subtask 2:\nFAST two\n# Result:\nreport two\n\n"
+        "# Subtask 3:\nTHINKER three\n# Result:\nreport three"
+    )
     assert "private musing" not in json.dumps(srv.requests[-1])
 
 
@@ -113,12 +118,15 @@ async def test_trajectory_matches_what_the_server_returned_call_for_call(serve, 
         assert turn.completion_token_ids == choice["token_ids"]
         assert turn.logprobs == [t["logprob"] for t in choice["logprobs"]["content"]]
         assert turn.finish_reason == choice["finish_reason"]
-        assert turn.usage == {"prompt_tokens": resp["usage"]["prompt_tokens"],
-                              "completion_tokens": resp["usage"]["completion_tokens"]}
+        assert turn.usage == {
+            "prompt_tokens": resp["usage"]["prompt_tokens"],
+            "completion_tokens": resp["usage"]["completion_tokens"],
+        }
         assert turn.completion.content == (choice["message"]["content"] or "")
         assert turn.completion.reasoning == choice["message"].get("reasoning_content")
         assert [c["function"] for c in turn.completion.tool_calls] == [
-            c["function"] for c in choice["message"]["tool_calls"]]
+            c["function"] for c in choice["message"]["tool_calls"]
+        ]
     assert unmatched == []
 
     lead = traj.lead
@@ -146,7 +154,12 @@ async def test_progress_events_are_streamed(serve, make_graph):
     assert kinds[-1] == "final" and events[-1]["status"] == "ok"
     done = [e for e in events if e["type"] == "subagent_done"]
     assert {(e["agent_id"], e["status"], e["turns"]) for e in done} == {
-        ("w1.s1", "ok", 3), ("w2.s1", "ok", 3), ("w2.s2", "ok", 3), ("w2.s3", "ok", 3), ("w2.s4", "ok", 3)}
+        ("w1.s1", "ok", 3),
+        ("w2.s1", "ok", 3),
+        ("w2.s2", "ok", 3),
+        ("w2.s3", "ok", 3),
+        ("w2.s4", "ok", 3),
+    }
     wave2 = kinds.index("wave", kinds.index("wave") + 1)
     assert events[wave2]["subagents"] == 4
     # every subagent of wave 2 reports before the lead's third turn
@@ -177,8 +190,9 @@ def test_compiled_graph_across_successive_asyncio_runs(corpus_path, index_dir):
     from langgraph_wideseek import WideSeekConfig
 
     with FakeOpenAIServer(VeloriaAgents()).start_in_thread() as ts:
-        cfg = WideSeekConfig(base_url=ts.base_url, model="m", corpus=corpus_path, index_dir=index_dir,
-                             summarize_pages=False)
+        cfg = WideSeekConfig(
+            base_url=ts.base_url, model="m", corpus=corpus_path, index_dir=index_dir, summarize_pages=False
+        )
         graph = WideSeekGraph(cfg)
         app = graph.compile()
         first = asyncio.run(app.ainvoke({"question": QUESTION}))
@@ -198,9 +212,13 @@ async def test_arun_rejects_an_empty_question(serve, make_graph):
 async def test_chinese_prompts_run_end_to_end(serve, make_graph):
     policy = ScriptedPolicy(
         lead=[spawn("查找青河的长度"), Reply(content="\\boxed{三百公里}")],
-        subagents={"查找青河的长度": [
-            Reply(tool_calls=[call("search", queries=[{"query": "青河"}])]),
-            Reply(content="青河全长三百公里。")]})
+        subagents={
+            "查找青河的长度": [
+                Reply(tool_calls=[call("search", queries=[{"query": "青河"}])]),
+                Reply(content="青河全长三百公里。"),
+            ]
+        },
+    )
     srv = await serve(policy)
     result = await make_graph(srv, language="zh").arun("青河有多长？")
     assert result.status == "ok" and result.boxed == "三百公里" and policy.failures == []
@@ -284,8 +302,14 @@ async def test_separate_summariser_endpoint_and_keys_kept_out_of_results(serve, 
     main_key, sum_key = "sk-main-3c1d9e", "sk-summary-77ab02"
     summariser = await serve(echo_summary, api_key=sum_key)
     srv = await serve(VeloriaAgents(), api_key=main_key)
-    graph = make_graph(srv, api_key=main_key, summarize_pages=True, summary_base_url=summariser.base_url,
-                       summary_model="small-model", summary_api_key=sum_key)
+    graph = make_graph(
+        srv,
+        api_key=main_key,
+        summarize_pages=True,
+        summary_base_url=summariser.base_url,
+        summary_model="small-model",
+        summary_api_key=sum_key,
+    )
     result = await graph.arun(QUESTION)
     assert result.status == "ok" and len(result.table) == len(RIVERS)
     assert len(summariser.requests) == 5 and all(r["model"] == "small-model" for r in summariser.requests)

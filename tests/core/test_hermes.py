@@ -28,8 +28,12 @@ def test_split_plain_text_has_no_reasoning():
 
 
 def test_parse_two_calls_and_surrounding_text():
-    text = ("I will search.\n" + render_hermes("search", {"queries": [{"query": "Amsel"}]}) + "\n"
-            + render_hermes("access", {"urls": [{"url": "https://a", "info_to_extract": "length"}]}))
+    text = (
+        "I will search.\n"
+        + render_hermes("search", {"queries": [{"query": "Amsel"}]})
+        + "\n"
+        + render_hermes("access", {"urls": [{"url": "https://a", "info_to_extract": "length"}]})
+    )
     content, calls, errors = parse_hermes(text)
     assert content == "I will search."
     assert errors == []
@@ -48,10 +52,12 @@ def test_parse_double_encoded_arguments():
 
 
 def test_parse_errors_name_what_is_wrong():
-    text = ("<tool_call>{not json}</tool_call>"
-            "<tool_call>{\"arguments\": {}}</tool_call>"
-            "<tool_call>{\"name\": \"search\", \"arguments\": [1]}</tool_call>"
-            "<tool_call>{\"name\": \"search\", \"arguments\": \"nope\"}</tool_call>")
+    text = (
+        "<tool_call>{not json}</tool_call>"
+        '<tool_call>{"arguments": {}}</tool_call>'
+        '<tool_call>{"name": "search", "arguments": [1]}</tool_call>'
+        '<tool_call>{"name": "search", "arguments": "nope"}</tool_call>'
+    )
     content, calls, errors = parse_hermes(text)
     assert calls == [] and content == ""
     assert [e["raw"] for e in errors][0] == "{not json}"
@@ -78,8 +84,10 @@ def test_closing_tag_inside_a_json_string_does_not_end_the_block():
 
 
 def test_a_bad_block_does_not_swallow_the_next_one():
-    text = "<tool_call>{broken</tool_call> between <tool_call>" + \
-        '{"name": "search", "arguments": {}}</tool_call><tool_call>{"name": "acc'
+    text = (
+        "<tool_call>{broken</tool_call> between <tool_call>"
+        + '{"name": "search", "arguments": {}}</tool_call><tool_call>{"name": "acc'
+    )
     content, calls, errors = parse_hermes(text)
     assert content == "between"
     assert [c["function"]["name"] for c in calls] == ["search"]
@@ -98,8 +106,10 @@ json_values = st.recursive(
 )
 
 
-@given(name=st.from_regex(r"[a-z_]{1,20}", fullmatch=True),
-       args=st.dictionaries(st.text(max_size=10), json_values, max_size=4))
+@given(
+    name=st.from_regex(r"[a-z_]{1,20}", fullmatch=True),
+    args=st.dictionaries(st.text(max_size=10), json_values, max_size=4),
+)
 def test_render_then_parse_round_trips(name, args):
     content, calls, errors = parse_hermes(render_hermes(name, args))
     assert errors == [] and content == ""

@@ -76,39 +76,51 @@ async def test_keeps_token_ids_logprobs_reasoning_and_usage(serve):
 
 async def test_parsed_tool_calls_and_bound_tools(serve):
     srv = await serve(lambda req: Reply(tool_calls=[call("search", queries=[{"query": "Amsel river"}])]))
-    schema = {"type": "function", "function": {"name": "search", "description": "d",
-                                               "parameters": {"type": "object", "properties": {}}}}
+    schema = {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "d",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
     llm = llm_for(srv)
     ai = await llm.bind_tools([schema]).ainvoke([HumanMessage("find it")], max_tokens=77)
     await llm.aclose()
     assert srv.requests[0]["tools"] == [schema]
     assert srv.requests[0]["max_tokens"] == 77
     assert [(c["name"], c["args"]) for c in ai.tool_calls] == [
-        ("search", {"queries": [{"query": "Amsel river"}]})]
+        ("search", {"queries": [{"query": "Amsel river"}]})
+    ]
     assert ai.invalid_tool_calls == []
     assert ai.response_metadata["finish_reason"] == "tool_calls"
 
 
 async def test_hermes_text_is_parsed_client_side(serve):
     search = call("search", queries=[{"query": "Brenna", "count": 2}])
-    srv = await serve(lambda req: Reply(reasoning="I should search.", content="Searching now.",
-                                        tool_calls=[search], hermes_text=True))
+    srv = await serve(
+        lambda req: Reply(
+            reasoning="I should search.", content="Searching now.", tool_calls=[search], hermes_text=True
+        )
+    )
     llm = llm_for(srv)
     ai = await llm.ainvoke([HumanMessage("q")])
     await llm.aclose()
     assert "<tool_call>" not in ai.content and "<think>" not in ai.content
     assert ai.content == "Searching now."
     assert ai.additional_kwargs["reasoning_content"] == "I should search."
-    assert [(c["name"], c["args"]) for c in ai.tool_calls] == [("search", {"queries": [{"query": "Brenna",
-                                                                                        "count": 2}]})]
+    assert [(c["name"], c["args"]) for c in ai.tool_calls] == [
+        ("search", {"queries": [{"query": "Brenna", "count": 2}]})
+    ]
     assert ai.response_metadata["token_ids"]  # ids of the raw text are still there
 
 
 @pytest.mark.parametrize("hermes", [False, True])
 async def test_invalid_tool_call_json_becomes_invalid_tool_call(serve, hermes):
     bad = '{"queries": [{"query": "Amsel"'
-    srv = await serve(lambda req: Reply(tool_calls=[{"name": "search", "arguments": bad}],
-                                        hermes_text=hermes))
+    srv = await serve(
+        lambda req: Reply(tool_calls=[{"name": "search", "arguments": bad}], hermes_text=hermes)
+    )
     llm = llm_for(srv)
     ai = await llm.ainvoke([HumanMessage("q")])
     await llm.aclose()
@@ -394,18 +406,27 @@ async def test_unlimited_clients_really_overlap(serve):
 # --------------------------------------------------------------------------------------- wire format
 def test_message_to_openai_round_trips_tool_calls_and_reasoning():
     raw_args = '{"queries": [{"query": "Corvo"}]}'
-    ai = AIMessage(content="", tool_calls=[{"name": "search", "args": {"queries": [{"query": "Corvo"}]},
-                                            "id": "c1"}],
-                   additional_kwargs={"reasoning_content": "hmm", "tool_calls": [
-                       {"id": "c1", "type": "function",
-                        "function": {"name": "search", "arguments": raw_args}}]})
+    ai = AIMessage(
+        content="",
+        tool_calls=[{"name": "search", "args": {"queries": [{"query": "Corvo"}]}, "id": "c1"}],
+        additional_kwargs={
+            "reasoning_content": "hmm",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "search", "arguments": raw_args}}
+            ],
+        },
+    )
     wire = message_to_openai(ai)
-    assert wire["tool_calls"] == [{"id": "c1", "type": "function",
-                                   "function": {"name": "search", "arguments": raw_args}}]
+    assert wire["tool_calls"] == [
+        {"id": "c1", "type": "function", "function": {"name": "search", "arguments": raw_args}}
+    ]
     assert wire["reasoning_content"] == "hmm"
     assert "reasoning_content" not in message_to_openai(ai, keep_reasoning=False)
-    assert message_to_openai(ToolMessage("res", tool_call_id="c1")) == {"role": "tool", "tool_call_id": "c1",
-                                                                         "content": "res"}
+    assert message_to_openai(ToolMessage("res", tool_call_id="c1")) == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": "res",
+    }
 
 
 @pytest.mark.parametrize("body", [{}, {"choices": []}, {"choices": [{"index": 0}]}])

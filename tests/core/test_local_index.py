@@ -49,14 +49,16 @@ def test_results_are_unique_pages_and_capped(index):
     assert len({h.url for h in hits}) == 3
 
 
-@pytest.mark.parametrize("query, url", [("青河", ZH_URL), ("茶叶 城市", "https://zh.example.org/山城"),
-                                        ("维洛里亚 河流", ZH_URL)])
+@pytest.mark.parametrize(
+    "query, url", [("青河", ZH_URL), ("茶叶 城市", "https://zh.example.org/山城"), ("维洛里亚 河流", ZH_URL)]
+)
 def test_cjk_search(index, query, url):
     assert index.search(query, 2)[0].url == url
 
 
-@pytest.mark.parametrize("query", ['C++ && (title:foo OR "bar', "a:b AND NOT", "[1 TO 5}", "^~*?\\/", "-)(",
-                                   "title:", '"""'])
+@pytest.mark.parametrize(
+    "query", ['C++ && (title:foo OR "bar', "a:b AND NOT", "[1 TO 5}", "^~*?\\/", "-)(", "title:", '"""']
+)
 def test_query_syntax_characters_never_raise(index, query):
     hits = index.search(query, 3)
     assert isinstance(hits, list)
@@ -88,9 +90,17 @@ def test_whole_page_text_is_stored_not_just_passages(index):
 
 def test_malformed_lines_raise_corpus_error_naming_them(tmp_path):
     good = corpus_records()[:2]
-    path = write_corpus(tmp_path / "bad.jsonl", good, ['{"url": "https://x", "title": "t"', "",
-                                                        '{"url": "https://y", "title": "t"}',
-                                                        '{"url": 5, "title": "t", "text": "x"}', "[1, 2]"])
+    path = write_corpus(
+        tmp_path / "bad.jsonl",
+        good,
+        [
+            '{"url": "https://x", "title": "t"',
+            "",
+            '{"url": "https://y", "title": "t"}',
+            '{"url": 5, "title": "t", "text": "x"}',
+            "[1, 2]",
+        ],
+    )
     with pytest.raises(CorpusError) as ei:
         LocalIndex.open(path, tmp_path / "idx")
     msg = str(ei.value)
@@ -123,8 +133,11 @@ def test_cache_is_reused_and_a_changed_corpus_is_reindexed(tmp_path, monkeypatch
     again = LocalIndex.open(path, tmp_path / "idx")
     assert again.path == first.path and built == []
 
-    write_corpus(path, corpus_records()[:3] + [{"url": "https://new.example/p", "title": "Zephyr",
-                                                 "text": "Zephyrine lagoon facts."}])
+    write_corpus(
+        path,
+        corpus_records()[:3]
+        + [{"url": "https://new.example/p", "title": "Zephyr", "text": "Zephyrine lagoon facts."}],
+    )
     changed = LocalIndex.open(path, tmp_path / "idx")
     assert changed.path != first.path and len(built) == 1
     assert changed.search("Zephyrine", 1)[0].url == "https://new.example/p"
@@ -134,8 +147,10 @@ def test_cache_is_reused_and_a_changed_corpus_is_reindexed(tmp_path, monkeypatch
 
 
 def test_duplicate_urls_keep_the_first_record(tmp_path):
-    recs = [{"url": "https://d", "title": "first", "text": "alpha text"},
-            {"url": "https://d", "title": "second", "text": "beta text"}]
+    recs = [
+        {"url": "https://d", "title": "first", "text": "alpha text"},
+        {"url": "https://d", "title": "second", "text": "beta text"},
+    ]
     idx = LocalIndex.open(write_corpus(tmp_path / "d.jsonl", recs), tmp_path / "idx")
     assert idx.num_pages == 1 and idx.get_page("https://d").title == "first"
     meta = json.loads((idx.path / "READY").read_text())

@@ -61,10 +61,15 @@ def test_prompt_dir_overrides_files_and_texts(tmp_path):
     (tmp_path / "lead_system.md").write_text("CUSTOM LEAD\n", encoding="utf-8")
     (tmp_path / "zh").mkdir()
     (tmp_path / "zh" / "subagent_system.md").write_text("定制子智能体", encoding="utf-8")
-    (tmp_path / "texts.json").write_text(json.dumps({
-        "empty_reply": "Say something.",
-        "tool_descriptions": {"search": "Custom search tool."},
-    }), encoding="utf-8")
+    (tmp_path / "texts.json").write_text(
+        json.dumps(
+            {
+                "empty_reply": "Say something.",
+                "tool_descriptions": {"search": "Custom search tool."},
+            }
+        ),
+        encoding="utf-8",
+    )
     en = load_prompts("en", tmp_path)
     assert en.lead_system == "CUSTOM LEAD"
     assert en.subagent_system == load_prompts("en").subagent_system  # not overridden for en
@@ -79,7 +84,7 @@ def test_prompt_dir_overrides_files_and_texts(tmp_path):
 
 
 def test_fill_leaves_other_braces_alone():
-    assert fill("{question} {\"a\": 1} \\boxed{x} {page}", question="Q?") == "Q? {\"a\": 1} \\boxed{x} {page}"
+    assert fill('{question} {"a": 1} \\boxed{x} {page}', question="Q?") == 'Q? {"a": 1} \\boxed{x} {page}'
 
 
 def test_fill_inserts_values_verbatim():
@@ -100,7 +105,10 @@ def test_tool_schemas_keep_the_trained_names_and_shapes(lang):
     assert search["function"]["name"] == "search" and access["function"]["name"] == "access"
     q = search["function"]["parameters"]["properties"]["queries"]["items"]
     assert q["required"] == ["query"] and q["properties"]["count"] == {
-        "type": "integer", "description": p.tool_description("search.count"), "default": 3}
+        "type": "integer",
+        "description": p.tool_description("search.count"),
+        "default": 3,
+    }
     u = access["function"]["parameters"]["properties"]["urls"]["items"]
     assert u["required"] == ["url", "info_to_extract"]
 
@@ -108,11 +116,15 @@ def test_tool_schemas_keep_the_trained_names_and_shapes(lang):
 # ------------------------------------------------------------------------------------- over the wire
 def _run_three_subagents() -> ScriptedPolicy:
     return ScriptedPolicy(
-        lead=[spawn("SUBTASK-A find Amsel", "SUBTASK-B find Brenna", "SUBTASK-C find Corvo"),
-              Reply(content="done")],
+        lead=[
+            spawn("SUBTASK-A find Amsel", "SUBTASK-B find Brenna", "SUBTASK-C find Corvo"),
+            Reply(content="done"),
+        ],
         default_subagent=lambda req, k: (
-            Reply(tool_calls=[call("search", queries=[{"query": "Veloria river"}])]) if k == 0
-            else Reply(content="report")),
+            Reply(tool_calls=[call("search", queries=[{"query": "Veloria river"}])])
+            if k == 0
+            else Reply(content="report")
+        ),
     )
 
 
@@ -129,7 +141,8 @@ async def test_system_prompts_and_tools_are_byte_identical_across_agents(serve, 
     assert len(subs) == 6 and len(leads) == 2
     # the shared prefix: the same system message bytes and the same tool list bytes for every subagent turn
     assert {json.dumps(r["messages"][0], ensure_ascii=False) for r in subs} == {
-        json.dumps({"role": "system", "content": prompts.subagent_system}, ensure_ascii=False)}
+        json.dumps({"role": "system", "content": prompts.subagent_system}, ensure_ascii=False)
+    }
     assert len({json.dumps(r["tools"], ensure_ascii=False, sort_keys=False) for r in subs}) == 1
     assert subs[0]["tools"] == subagent_tools(prompts)
     assert {r["messages"][0]["content"] for r in leads} == {prompts.lead_system}

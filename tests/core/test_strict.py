@@ -45,13 +45,18 @@ def test_only_the_model_s_own_mistakes_stay_data_in_strict_mode():
 
 @pytest.mark.parametrize("error", [RuntimeError("a bug in the backend"), BackendError("the service is down")])
 async def test_backend_failures_propagate_out_of_the_graph_in_strict_mode(serve, make_graph, error, caplog):
-    policy = one_wave(("STRICT", [Reply(tool_calls=[call("search", queries=["x"])]), Reply(content="report")]))
+    policy = one_wave(
+        ("STRICT", [Reply(tool_calls=[call("search", queries=["x"])]), Reply(content="report")])
+    )
     srv = await serve(policy)
     lenient = make_graph(srv)
     lenient.search_tool.backend = Failing(error)
     with caplog.at_level(logging.INFO, logger="langgraph_wideseek"):
         result = await lenient.arun("Q")
-    assert result.status == "ok" and "Search failed for this query" in tool_msgs(requests_of(srv, "STRICT")[1])[-1]
+    assert (
+        result.status == "ok"
+        and "Search failed for this query" in tool_msgs(requests_of(srv, "STRICT")[1])[-1]
+    )
     assert any("failing" in r.getMessage() for r in caplog.records)  # what was swallowed is logged
 
     strict = make_graph(srv, strict=True)
@@ -61,10 +66,20 @@ async def test_backend_failures_propagate_out_of_the_graph_in_strict_mode(serve,
 
 
 async def test_the_model_s_own_mistakes_are_still_answered_in_strict_mode(serve, make_graph):
-    policy = one_wave(("MISTAKES", [Reply(tool_calls=[call("access", urls=[{"url": "https://nowhere.example/x",
-                                                                             "info_to_extract": "all"}])]),
-                                    Reply(tool_calls=[call("search", queries=[])]),
-                                    Reply(content="report")]))
+    policy = one_wave(
+        (
+            "MISTAKES",
+            [
+                Reply(
+                    tool_calls=[
+                        call("access", urls=[{"url": "https://nowhere.example/x", "info_to_extract": "all"}])
+                    ]
+                ),
+                Reply(tool_calls=[call("search", queries=[])]),
+                Reply(content="report"),
+            ],
+        )
+    )
     srv = await serve(policy)
     result = await make_graph(srv, strict=True).arun("Q")
     assert result.status == "ok"
@@ -85,9 +100,15 @@ async def test_a_summariser_failure_propagates_in_strict_mode(serve, make_graph)
 
     from .helpers import LIST_URL, with_summarizer
 
-    policy = one_wave(("SUMMARY", [Reply(tool_calls=[call("access", urls=[{"url": LIST_URL,
-                                                                            "info_to_extract": "rivers"}])]),
-                                   Reply(content="report")]))
+    policy = one_wave(
+        (
+            "SUMMARY",
+            [
+                Reply(tool_calls=[call("access", urls=[{"url": LIST_URL, "info_to_extract": "rivers"}])]),
+                Reply(content="report"),
+            ],
+        )
+    )
     srv = await serve(with_summarizer(policy, lambda req: Reply(status=400, error="bad summary request")))
     result = await make_graph(srv, summarize_pages=True).arun("Q")
     assert result.status == "ok" and any("summariser failed" in e for e in result.errors)

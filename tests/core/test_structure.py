@@ -19,13 +19,18 @@ REPO = ROOT.parent
 
 # Each floor may import from its own floor and the ones below it (docs/architecture.md).
 FLOORS = {
-    "config": 0, "errors": 0, "prompts": 0,
+    "config": 0,
+    "errors": 0,
+    "prompts": 0,
     "runtime": 1,
     "model": 2,
     "tools": 3,
     "graph": 4,
     "eval": 5,
-    "cli": 6, "studio": 6, "__main__": 6, "__init__": 6,
+    "cli": 6,
+    "studio": 6,
+    "__main__": 6,
+    "__init__": 6,
     "testing": 7,
 }
 
@@ -83,8 +88,11 @@ def test_the_simulator_is_reached_only_through_its_public_entry():
     for folder in ("training", "examples", "benchmarks"):
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                    [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else ([a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                )
                 if any(n.startswith("langgraph_wideseek.testing.") for n in names):
                     wrong.append(str(path.relative_to(REPO)))
     assert wrong == []
@@ -92,16 +100,26 @@ def test_the_simulator_is_reached_only_through_its_public_entry():
 
 def _package_exceptions() -> list[type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
-    names = ["langgraph_wideseek"] + [m.name for m in pkgutil.walk_packages([str(ROOT)], "langgraph_wideseek.")]
-    names += ["training.data", "training.rows", "training.endpoint", "training.refresh",
-              "training.openrlhf_ext.errors"]
+    names = ["langgraph_wideseek"] + [
+        m.name for m in pkgutil.walk_packages([str(ROOT)], "langgraph_wideseek.")
+    ]
+    names += [
+        "training.data",
+        "training.rows",
+        "training.endpoint",
+        "training.refresh",
+        "training.openrlhf_ext.errors",
+    ]
     for name in names:
         if name.endswith("__main__") or name == "langgraph_wideseek.studio":
             continue  # running them has effects (the CLI, building Studio's graph)
         module = importlib.import_module(name)
         for obj in vars(module).values():
-            if inspect.isclass(obj) and issubclass(obj, BaseException) and (
-                    obj.__module__.startswith(("langgraph_wideseek", "training"))):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and (obj.__module__.startswith(("langgraph_wideseek", "training")))
+            ):
                 found[f"{obj.__module__}.{obj.__qualname__}"] = obj
     return list(found.values())
 
@@ -114,16 +132,34 @@ def test_every_exception_has_the_one_root_and_is_drawn_in_the_tree():
     assert [c.__name__ for c in classes if c.__name__ not in tree] == []
 
 
-@pytest.mark.parametrize("error", [errors.ConfigError, errors.ToolArgumentError, errors.TaskLoadError,
-                                   errors.TableParseError, errors.UnsupportedTaskError])
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.ConfigError,
+        errors.ToolArgumentError,
+        errors.TaskLoadError,
+        errors.TableParseError,
+        errors.UnsupportedTaskError,
+    ],
+)
 def test_errors_keep_their_builtin_bases(error):
     assert issubclass(error, ValueError)  # code written as `except ValueError` keeps working
 
 
 def test_the_public_surface_is_this_list():
-    assert sorted(langgraph_wideseek.__all__) == sorted([
-        "AgentTrajectory", "Status", "Trajectory", "TurnRecord", "Usage", "WideSeekConfig", "WideSeekError",
-        "WideSeekGraph", "WideSeekResult"])
+    assert sorted(langgraph_wideseek.__all__) == sorted(
+        [
+            "AgentTrajectory",
+            "Status",
+            "Trajectory",
+            "TurnRecord",
+            "Usage",
+            "WideSeekConfig",
+            "WideSeekError",
+            "WideSeekGraph",
+            "WideSeekResult",
+        ]
+    )
     for name in langgraph_wideseek.__all__:
         assert getattr(langgraph_wideseek, name) is not None
     from langgraph_wideseek import eval as ev

@@ -43,37 +43,66 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
     port = free_port()
     log_path = tmp_path / "langgraph-dev.log"
     with FakeOpenAIServer(VeloriaAgents()).start_in_thread() as model:
-        env = {**os.environ, "OPENAI_BASE_URL": model.base_url, "WIDESEEK_MODEL": "m",
-               "WIDESEEK_CORPUS": str(corpus_path), "WIDESEEK_INDEX_DIR": str(index_dir),
-               "WIDESEEK_SUMMARIZE_PAGES": "false", "LANGSMITH_TRACING": "false",
-               "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": model.base_url,
+            "WIDESEEK_MODEL": "m",
+            "WIDESEEK_CORPUS": str(corpus_path),
+            "WIDESEEK_INDEX_DIR": str(index_dir),
+            "WIDESEEK_SUMMARIZE_PAGES": "false",
+            "LANGSMITH_TRACING": "false",
+            "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        }
         with log_path.open("w") as log:
             # cwd is the repo: langgraph dev resolves the config's dependencies (".") against it
             proc = subprocess.Popen(
-                [cli, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port),
-                 "--config", str(REPO / "langgraph.json")],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    cli,
+                    "dev",
+                    "--no-browser",
+                    "--no-reload",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--config",
+                    str(REPO / "langgraph.json"),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         client = sdk.get_client(url=f"http://127.0.0.1:{port}")
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if proc.poll() is not None:
-                    pytest.fail(f"langgraph dev exited with {proc.returncode}:\n"
-                                f"{log_path.read_text()[-4000:]}")
+                    pytest.fail(
+                        f"langgraph dev exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}"
+                    )
                 try:
                     assistants = await client.assistants.search(graph_id="wideseek")
                     break
                 except Exception:  # not listening yet
                     if time.monotonic() > deadline:
-                        pytest.fail(f"langgraph dev did not start in {START_TIMEOUT}s:\n"
-                                    f"{log_path.read_text()[-4000:]}")
+                        pytest.fail(
+                            f"langgraph dev did not start in {START_TIMEOUT}s:\n"
+                            f"{log_path.read_text()[-4000:]}"
+                        )
                     await asyncio.sleep(0.3)
             assert assistants and assistants[0]["graph_id"] == "wideseek"
 
             thread = await client.threads.create()
             events, final = [], None
-            stream = client.runs.stream(thread["thread_id"], "wideseek", input={"question": QUESTION},
-                                        stream_mode=["custom", "values"], stream_subgraphs=True)
+            stream = client.runs.stream(
+                thread["thread_id"],
+                "wideseek",
+                input={"question": QUESTION},
+                stream_mode=["custom", "values"],
+                stream_subgraphs=True,
+            )
             async for part in stream:
                 if part.event.startswith("custom"):
                     events.append(part.data["type"])
@@ -82,8 +111,9 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
                 elif part.event == "error":
                     pytest.fail(f"run failed: {part.data}")
             assert final is not None and final["status"] == "ok" and final["errors"] == []
-            assert final["table"] == [{"River": n, "Length": f["length"], "Mouth": f["mouth"]}
-                                      for n, f in RIVERS.items()]
+            assert final["table"] == [
+                {"River": n, "Length": f["length"], "Mouth": f["mouth"]} for n, f in RIVERS.items()
+            ]
             assert events.count("subagent_done") == 5 and events[-1] == "final"
 
             # the run is persisted on the thread like any LangGraph run

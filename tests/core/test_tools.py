@@ -29,8 +29,13 @@ class StubSearch:
 
     name = "stub"
 
-    def __init__(self, hits: dict[str, list[SearchHit]] | None = None, *, delay: float = 0.0,
-                 fail: dict[str, BaseException] | None = None) -> None:
+    def __init__(
+        self,
+        hits: dict[str, list[SearchHit]] | None = None,
+        *,
+        delay: float = 0.0,
+        fail: dict[str, BaseException] | None = None,
+    ) -> None:
         self.hits = hits or {}
         self.delay = delay
         self.fail = fail or {}
@@ -69,18 +74,25 @@ def index(corpus_path: Path, index_dir: Path) -> LocalIndex:
 
 # ------------------------------------------------------------------------------------------------ search
 async def test_search_result_text_is_exactly_the_trained_format():
-    hits = {"rivers": [SearchHit(url="https://a", title="Alpha", snippet="The first."),
-                       SearchHit(url="https://b", title="", snippet="B text.")]}
+    hits = {
+        "rivers": [
+            SearchHit(url="https://a", title="Alpha", snippet="The first."),
+            SearchHit(url="https://b", title="", snippet="B text."),
+        ]
+    }
     text, errors = await SearchTool(StubSearch(hits), P).run({"queries": [{"query": "rivers", "count": 2}]})
     assert errors == []
-    assert text == ("# Search query: rivers\n# Result:\n"
-                    "[Doc 1](https://a):\nAlpha\nThe first.\n"
-                    "[Doc 2](https://b):\nB text.")
+    assert text == (
+        "# Search query: rivers\n# Result:\n"
+        "[Doc 1](https://a):\nAlpha\nThe first.\n"
+        "[Doc 2](https://b):\nB text."
+    )
 
 
 async def test_search_over_the_local_index(index):
     text, errors = await SearchTool(LocalSearch(index), P).run(
-        {"queries": [{"query": "Brenna river", "count": 1}, {"query": "Gulf of Tamar"}]})
+        {"queries": [{"query": "Brenna river", "count": 1}, {"query": "Gulf of Tamar"}]}
+    )
     blocks = text.split("\n\n")
     head = "# Search query: Brenna river\n# Result:\n[Doc 1](" + river_url("Brenna") + "):\n"
     assert blocks[0].startswith(head)
@@ -92,8 +104,13 @@ async def test_search_over_the_local_index(index):
 
 async def test_duplicate_urls_are_dropped_and_snippets_cut():
     long = "x" * 300
-    hits = {"q": [SearchHit(url="https://a", snippet=long), SearchHit(url="https://a", snippet="dup"),
-                  SearchHit(url="https://b", snippet="b")]}
+    hits = {
+        "q": [
+            SearchHit(url="https://a", snippet=long),
+            SearchHit(url="https://a", snippet="dup"),
+            SearchHit(url="https://b", snippet="b"),
+        ]
+    }
     text, _ = await SearchTool(StubSearch(hits), P, snippet_chars=120).run({"queries": [{"query": "q"}]})
     assert text.count("(https://a)") == 1 and "dup" not in text
     assert "[Doc 2](https://b):" in text
@@ -103,7 +120,8 @@ async def test_duplicate_urls_are_dropped_and_snippets_cut():
 async def test_count_default_and_cap():
     backend = StubSearch()
     await SearchTool(backend, P, count_default=3, count_max=10).run(
-        {"queries": [{"query": "a"}, {"query": "b", "count": 50}, {"query": "c", "count": "4"}, "d"]})
+        {"queries": [{"query": "a"}, {"query": "b", "count": 50}, {"query": "c", "count": "4"}, "d"]}
+    )
     assert sorted(backend.calls) == [("a", 3), ("b", 10), ("c", 4), ("d", 3)]
 
 
@@ -113,7 +131,8 @@ async def test_more_than_five_queries_runs_five_and_says_so():
     assert sorted(q for q, _ in backend.calls) == ["q0", "q1", "q2", "q3", "q4"]
     assert text.endswith("Note: at most 5 items are processed per call; the last 2 were ignored.")
     assert [ln for ln in text.splitlines() if ln.startswith("# Search query:")] == [
-        f"# Search query: q{i}" for i in range(5)]  # in call order, not completion order
+        f"# Search query: q{i}" for i in range(5)
+    ]  # in call order, not completion order
 
 
 async def test_queries_of_one_call_run_concurrently():
@@ -124,29 +143,35 @@ async def test_queries_of_one_call_run_concurrently():
 
 
 async def test_no_results_and_backend_failures_are_explicit_lines():
-    backend = StubSearch(fail={"down": BackendError("rate limited by the provider"),
-                               "bug": KeyError("internal")})
+    backend = StubSearch(
+        fail={"down": BackendError("rate limited by the provider"), "bug": KeyError("internal")}
+    )
     text, errors = await SearchTool(backend, P).run({"queries": ["nothing", "down", "bug"]})
     blocks = text.split("\n\n")
     assert blocks[0] == "# Search query: nothing\n# Result:\nNo results found for this query."
-    assert blocks[1] == ("# Search query: down\n# Result:\nSearch failed for this query (rate limited by the "
-                         "provider). Try again later or rephrase the query.")
+    assert blocks[1] == (
+        "# Search query: down\n# Result:\nSearch failed for this query (rate limited by the "
+        "provider). Try again later or rephrase the query."
+    )
     assert "internal error KeyError" in blocks[2]
     assert errors == ["rate limited by the provider", "internal error KeyError"]
 
 
-@pytest.mark.parametrize("args, msg", [
-    ([], "search expects"),
-    ({"query": "x"}, "search expects"),
-    ({"queries": "x"}, "search expects"),
-    ({"queries": []}, "is empty"),
-    ({"queries": [{"q": "x"}]}, r"queries\[0\]"),
-    ({"queries": [{"query": "  "}]}, r"queries\[0\]"),
-    ({"queries": [{"query": "a"}, {"query": 3}]}, r"queries\[1\]"),
-    ({"queries": [{"query": "a", "count": 0}]}, "positive integer"),
-    ({"queries": [{"query": "a", "count": "many"}]}, "positive integer"),
-    ({"queries": [{"query": "a", "count": True}]}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        ([], "search expects"),
+        ({"query": "x"}, "search expects"),
+        ({"queries": "x"}, "search expects"),
+        ({"queries": []}, "is empty"),
+        ({"queries": [{"q": "x"}]}, r"queries\[0\]"),
+        ({"queries": [{"query": "  "}]}, r"queries\[0\]"),
+        ({"queries": [{"query": "a"}, {"query": 3}]}, r"queries\[1\]"),
+        ({"queries": [{"query": "a", "count": 0}]}, "positive integer"),
+        ({"queries": [{"query": "a", "count": "many"}]}, "positive integer"),
+        ({"queries": [{"query": "a", "count": True}]}, "positive integer"),
+    ],
+)
 async def test_bad_search_arguments(args, msg):
     backend = StubSearch()
     with pytest.raises(ToolArgumentError, match=msg):
@@ -166,13 +191,22 @@ async def test_access_without_summariser_returns_the_page_cut_to_page_chars(inde
 async def test_access_failures_are_explicit_and_other_urls_still_served():
     reader = StubReader({"https://ok": "Some text.", "https://blank": "   "})
     tool = AccessTool(reader, P)
-    text, errors = await tool.run({"urls": [
-        {"url": "https://missing", "info_to_extract": "a"}, {"url": "https://ok", "info_to_extract": "b"},
-        {"url": "https://down", "info_to_extract": "c"}, {"url": "https://boom", "info_to_extract": "d"},
-        {"url": "https://blank", "info_to_extract": "e"}]})
+    text, errors = await tool.run(
+        {
+            "urls": [
+                {"url": "https://missing", "info_to_extract": "a"},
+                {"url": "https://ok", "info_to_extract": "b"},
+                {"url": "https://down", "info_to_extract": "c"},
+                {"url": "https://boom", "info_to_extract": "d"},
+                {"url": "https://blank", "info_to_extract": "e"},
+            ]
+        }
+    )
     blocks = text.split("\n\n")
-    assert blocks[0] == ("# Access URL: https://missing\n# Info to extract: a\n# Result:\n"
-                         "Could not read this URL (404). Try another URL from the search results.")
+    assert blocks[0] == (
+        "# Access URL: https://missing\n# Info to extract: a\n# Result:\n"
+        "Could not read this URL (404). Try another URL from the search results."
+    )
     assert blocks[1].endswith("# Result:\nSome text.")
     assert "HTTP 503 from the site" in blocks[2]
     assert "internal error RuntimeError" in blocks[3] and "secret-ish" not in blocks[3]
@@ -184,19 +218,23 @@ async def test_access_more_than_five_urls_and_concurrency():
     reader = StubReader({f"https://p{i}": f"page {i}" for i in range(7)}, delay=0.2)
     t0 = time.perf_counter()
     text, _ = await AccessTool(reader, P).run(
-        {"urls": [{"url": f"https://p{i}", "info_to_extract": "x"} for i in range(7)]})
+        {"urls": [{"url": f"https://p{i}", "info_to_extract": "x"} for i in range(7)]}
+    )
     assert time.perf_counter() - t0 < 0.8  # serial would take 1 s
     assert text.count("# Access URL:") == 5 and "https://p5" not in text
     assert text.endswith("the last 2 were ignored.")
 
 
-@pytest.mark.parametrize("args, msg", [
-    ({"url": "https://a"}, "access expects"),
-    ({"urls": []}, "is empty"),
-    ({"urls": ["https://a"]}, r"urls\[0\] must be an object"),
-    ({"urls": [{"url": "https://a"}]}, r"urls\[0\]\.info_to_extract"),
-    ({"urls": [{"url": "https://a", "info_to_extract": "x"}, {"info_to_extract": "y"}]}, r"urls\[1\]"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        ({"url": "https://a"}, "access expects"),
+        ({"urls": []}, "is empty"),
+        ({"urls": ["https://a"]}, r"urls\[0\] must be an object"),
+        ({"urls": [{"url": "https://a"}]}, r"urls\[0\]\.info_to_extract"),
+        ({"urls": [{"url": "https://a", "info_to_extract": "x"}, {"info_to_extract": "y"}]}, r"urls\[1\]"),
+    ],
+)
 async def test_bad_access_arguments(args, msg):
     with pytest.raises(ToolArgumentError, match=msg):
         await AccessTool(StubReader({}), P).run(args)
@@ -210,8 +248,10 @@ async def test_summariser_gets_the_cut_page_and_the_request(serve, index):
     tool = AccessTool(LocalReader(index), P, summarizer=summarizer, page_chars=600)
     text, errors = await tool.run({"urls": [{"url": river_url("Corvo"), "info_to_extract": "its length"}]})
     await llm.aclose()
-    assert text == (f"# Access URL: {river_url('Corvo')}\n# Info to extract: its length\n# Result:\n"
-                    "The Corvo is 655 km long.")
+    assert text == (
+        f"# Access URL: {river_url('Corvo')}\n# Info to extract: its length\n# Result:\n"
+        "The Corvo is 655 km long."
+    )
     assert errors == []
     (req,) = srv.requests
     assert req["max_tokens"] == 300 and "tools" not in req

@@ -46,7 +46,10 @@ class FakeJudgeModel:
         self.prompts.append(prompt)
         if "Rows to check" in prompt:
             rows = json.loads(re.search(r"\(\"target\"\):\n(\{.*?\n\})\n", prompt, re.DOTALL).group(1))
-            scores = {k: int("".join(v["response"].split()) == "".join(v["target"].split())) for k, v in rows.items()}
+            scores = {
+                k: int("".join(v["response"].split()) == "".join(v["target"].split()))
+                for k, v in rows.items()
+            }
             return Reply(content="Row by row, done.\n```json\n" + json.dumps(scores) + "\n```")
         a = _list_after(prompt, "List A")
         b = set(_list_after(prompt, "List B"))

@@ -57,7 +57,9 @@ def _numbers(rng, cols, rows, task):
         m = _NUM.search(r[j])
         if m:
             v = float(m.group(0).replace(",", "")) * (1 + rng.uniform(-0.1, 0.1))
-            r[j] = r[j][: m.start()] + (f"{v:.2f}" if rng.random() < 0.5 else f"{round(v):,}") + r[j][m.end():]
+            r[j] = (
+                r[j][: m.start()] + (f"{v:.2f}" if rng.random() < 0.5 else f"{round(v):,}") + r[j][m.end() :]
+            )
     return cols, rows
 
 
@@ -92,7 +94,18 @@ def _long_row(rng, cols, rows, task):
     return cols, rows
 
 
-PERTURBATIONS = [_drop, _extra, _wrong, _duplicate, _missing, _numbers, _collide, _headers, _shuffle, _long_row]
+PERTURBATIONS = [
+    _drop,
+    _extra,
+    _wrong,
+    _duplicate,
+    _missing,
+    _numbers,
+    _collide,
+    _headers,
+    _shuffle,
+    _long_row,
+]
 
 
 def perturbed_replies(task: Task, n: int, seed: int = 0) -> list[str]:

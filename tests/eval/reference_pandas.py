@@ -23,8 +23,15 @@ from langgraph_wideseek.eval.metrics import CELL_METRICS
 from langgraph_wideseek.eval.preprocess import PREPROCESSORS
 from langgraph_wideseek.eval.tasks import Task
 
-ZERO = {"item_precision": 0.0, "item_recall": 0.0, "item_f1": 0.0, "row_precision": 0.0, "row_recall": 0.0,
-        "row_f1": 0.0, "success": False}
+ZERO = {
+    "item_precision": 0.0,
+    "item_recall": 0.0,
+    "item_f1": 0.0,
+    "row_precision": 0.0,
+    "row_recall": 0.0,
+    "row_f1": 0.0,
+    "success": False,
+}
 
 
 def _norm(c: str) -> str:
@@ -116,8 +123,16 @@ async def _score(task: Task, response: str, gold_csv: Path, judge: Any) -> dict[
     def f1(p: float, r: float) -> float:
         return 2 * p * r / (p + r) if p + r > 1e-9 else 0.0
 
-    out = {"item_precision": float(ip), "item_recall": float(ir), "item_f1": float(f1(ip, ir)),
-           "row_precision": float(rp), "row_recall": float(rr), "row_f1": float(f1(rp, rr))}
-    out["success"] = out["item_precision"] == out["item_recall"] == out["item_f1"] == 1.0 and \
-        out["row_precision"] == out["row_recall"] == out["row_f1"] == 1.0
+    out = {
+        "item_precision": float(ip),
+        "item_recall": float(ir),
+        "item_f1": float(f1(ip, ir)),
+        "row_precision": float(rp),
+        "row_recall": float(rr),
+        "row_f1": float(f1(rp, rr)),
+    }
+    out["success"] = (
+        out["item_precision"] == out["item_recall"] == out["item_f1"] == 1.0
+        and out["row_precision"] == out["row_recall"] == out["row_f1"] == 1.0
+    )
     return out

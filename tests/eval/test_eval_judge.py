@@ -41,9 +41,13 @@ async def test_exact_judge():
 
 async def test_align_and_grade_over_http(fake_judge_model):
     model = fake_judge_model(synonyms={"MIT": "Massachusetts Institute of Technology"})
-    async with FakeOpenAIServer(model, api_key=SECRET) as srv, \
-            OpenAIJudge(srv.base_url, "judge-model", SECRET, retry=FAST) as judge:
-        got = await judge.align(["MIT", "Stanford", "Nowhere U"], ["Stanford", "Massachusetts Institute of Technology"])
+    async with (
+        FakeOpenAIServer(model, api_key=SECRET) as srv,
+        OpenAIJudge(srv.base_url, "judge-model", SECRET, retry=FAST) as judge,
+    ):
+        got = await judge.align(
+            ["MIT", "Stanford", "Nowhere U"], ["Stanford", "Massachusetts Institute of Technology"]
+        )
         assert got == {"MIT": "Massachusetts Institute of Technology", "Stanford": "Stanford"}
         assert await judge.grade("same meaning", [("a b", "ab"), ("x", "y")]) == [1, 0]
         assert await judge.map_columns(["name", "yr"], ["name", "year"]) == {"name": "name"}
@@ -61,8 +65,13 @@ async def test_temperature_and_max_tokens_are_sent_when_set():
 
 
 async def test_retries_on_429_and_5xx_then_succeeds():
-    replies = iter([Reply(status=503), Reply(status=429, headers={"Retry-After": "0"}),
-                    Reply(content='```json\n{"idx_0": 1}\n```')])
+    replies = iter(
+        [
+            Reply(status=503),
+            Reply(status=429, headers={"Retry-After": "0"}),
+            Reply(content='```json\n{"idx_0": 1}\n```'),
+        ]
+    )
     async with FakeOpenAIServer(lambda b: next(replies)) as srv:
         judge = OpenAIJudge(srv.base_url, "m", retry=FAST)
         assert await judge.grade("c", [("a", "a")]) == [1]

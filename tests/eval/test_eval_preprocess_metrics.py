@@ -20,8 +20,8 @@ _NUMBER = re.compile(r"[-+]?\d*\.\d+%?|[-+]?\d+\.?\d*%?")
     [
         ("  Hello World* ", "helloworld"),
         ("**Harvard University**", "harvarduniversity"),
-        ("a\tb", "a\tb"),                     # only the ASCII space is deleted inside
-        ("\xa0New York\xa0", "newyork"),      # ...but strip() removes any surrounding whitespace
+        ("a\tb", "a\tb"),  # only the ASCII space is deleted inside
+        ("\xa0New York\xa0", "newyork"),  # ...but strip() removes any surrounding whitespace
         ("HANSEN Abigale\nIRVING Svea", "hansenabigale\nirvingsvea"),
         ("nan", "nan"),
     ],
@@ -39,8 +39,8 @@ def test_norm_str(raw, out):
         ("1.2.3", "1.2"),
         (".5", ".5"),
         ("5.", "5."),
-        ("Q3 2024", "3"),                     # the first number wins, whatever it is
-        ("２０ units", "２０"),                # \d is Unicode-aware, as in the original
+        ("Q3 2024", "3"),  # the first number wins, whatever it is
+        ("２０ units", "２０"),  # \d is Unicode-aware, as in the original
         ("no digits", "NULL"),
         ("nan", "NULL"),
     ],
@@ -53,7 +53,7 @@ def test_extract_number(raw, out):
     ("raw", "out"),
     [
         ("March 5, 2021", "2021-03-05"),
-        ("2021-03", "2021-03-01"),            # day defaults to the first of the month
+        ("2021-03", "2021-03-01"),  # day defaults to the first of the month
         ("5 March 2021", "2021-03-05"),
         ("not a date at all", "not a date at all"),
     ],
@@ -68,10 +68,10 @@ def test_norm_date(raw, out):
         ("105", "100", 0.05, 1.0),
         ("106", "100", 0.05, 0.0),
         ("95", "100", 0.05, 1.0),
-        ("5%", "0.05", 0.0, 1.0),             # % divides by 100
+        ("5%", "0.05", 0.0, 1.0),  # % divides by 100
         ("0", "0", 0.0, 1.0),
-        ("1", "0", 0.1, 0.0),                 # zero target: only exact
-        ("NULL", "NULL", 0.05, 1.0),          # two non-numbers that are equal
+        ("1", "0", 0.1, 0.0),  # zero target: only exact
+        ("NULL", "NULL", 0.05, 1.0),  # two non-numbers that are equal
         ("NULL", "abc", 0.05, 0.0),
         ("NULL", "100", 0.05, 0.0),
         ("-100", "100", 0.5, 0.0),
@@ -85,9 +85,9 @@ def test_number_near(r, t, tol, score):
     ("r", "t", "score"),
     [
         ("2021-03-01", "2021-03-31", 1.0),
-        ("2021-01-01", "2021-02-01", 1.0),    # 31 days: inside
-        ("2021-03-01", "2021-04-02", 0.0),    # 32 days: outside
-        ("garbage", "more garbage", 1.0),     # both unparsable
+        ("2021-01-01", "2021-02-01", 1.0),  # 31 days: inside
+        ("2021-03-01", "2021-04-02", 0.0),  # 32 days: outside
+        ("garbage", "more garbage", 1.0),  # both unparsable
         ("garbage", "2021-01-01", 0.0),
     ],
 )
@@ -138,8 +138,14 @@ def test_extract_number_is_null_or_a_number_from_the_text_and_idempotent(s):
     assert extract_number(out) == out
 
 
-@given(st.one_of(st.integers(-10**9, 10**9).map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr),
-                 text).map(extract_number), st.floats(0, 0.1))
+@given(
+    st.one_of(
+        st.integers(-(10**9), 10**9).map(str),
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        text,
+    ).map(extract_number),
+    st.floats(0, 0.1),
+)
 def test_number_near_is_reflexive(value, tol):
     assert number_near(value, value, tol) == 1.0
 
@@ -151,8 +157,10 @@ def test_number_near_is_monotone_in_the_tolerance(r, t, a, b):
         assert number_near(repr(r), repr(t), hi) == 1.0
 
 
-@given(st.lists(st.sampled_from(["http://a.com", "https://b.org/x", "http://a.com/y", "plain"]), max_size=4),
-       st.lists(st.sampled_from(["http://a.com", "https://b.org/x", "http://a.com/y", "plain"]), max_size=4))
+@given(
+    st.lists(st.sampled_from(["http://a.com", "https://b.org/x", "http://a.com/y", "plain"]), max_size=4),
+    st.lists(st.sampled_from(["http://a.com", "https://b.org/x", "http://a.com/y", "plain"]), max_size=4),
+)
 def test_url_match_is_symmetric_and_reflexive(a, b):
     ra, rb = " ".join(a), " ".join(b)
     assert url_match(ra, rb) == url_match(rb, ra)

@@ -15,18 +15,44 @@ from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Tra
 
 def rollout(answer: str | None, *, access=False, longest=100, lead_ok=True) -> Trajectory:
     def turn(k, n_tokens, calls=()):
-        return TurnRecord(turn=k, messages=[], completion=Completion(content="x", tool_calls=list(calls)),
-                          completion_token_ids=list(range(n_tokens)))
+        return TurnRecord(
+            turn=k,
+            messages=[],
+            completion=Completion(content="x", tool_calls=list(calls)),
+            completion_token_ids=list(range(n_tokens)),
+        )
 
-    sub_calls = [{"id": "c1", "type": "function", "function": {"name": "access", "arguments": "{}"}}] if access else []
-    return Trajectory(rollout_id="r", question="q", answer=answer, agents=[
-        AgentTrajectory(agent_id="lead", role="lead", status="ok" if lead_ok else "failed",
-                        turns=[turn(1, 50), turn(2, 80)]),
-        AgentTrajectory(agent_id="sub-1", role="subagent", index=1,
-                        turns=[turn(1, longest, [{"id": "c0", "type": "function",
-                                                  "function": {"name": "search", "arguments": "{}"}}]),
-                               turn(2, 10, sub_calls)]),
-    ])
+    sub_calls = (
+        [{"id": "c1", "type": "function", "function": {"name": "access", "arguments": "{}"}}]
+        if access
+        else []
+    )
+    return Trajectory(
+        rollout_id="r",
+        question="q",
+        answer=answer,
+        agents=[
+            AgentTrajectory(
+                agent_id="lead",
+                role="lead",
+                status="ok" if lead_ok else "failed",
+                turns=[turn(1, 50), turn(2, 80)],
+            ),
+            AgentTrajectory(
+                agent_id="sub-1",
+                role="subagent",
+                index=1,
+                turns=[
+                    turn(
+                        1,
+                        longest,
+                        [{"id": "c0", "type": "function", "function": {"name": "search", "arguments": "{}"}}],
+                    ),
+                    turn(2, 10, sub_calls),
+                ],
+            ),
+        ],
+    )
 
 
 def perfect(task: Task, *, fence=True) -> str:
@@ -80,7 +106,9 @@ async def test_unfenced_table_gets_no_format_bonus(t):
 
 
 async def test_reasoning_in_the_answer_is_ignored(t):
-    r = await compute_reward(rollout("<think>| a | b | c | d |</think>\n" + perfect(t)), t, judge=ExactJudge())
+    r = await compute_reward(
+        rollout("<think>| a | b | c | d |</think>\n" + perfect(t)), t, judge=ExactJudge()
+    )
     assert r.total == 1.1
 
 
@@ -107,7 +135,11 @@ async def test_judge_failures_are_reported(t):
             raise JudgeError("down")
 
     r = await compute_reward(rollout(perfect(t)), t, judge=Down())
-    assert r.judge_failures == 4 and r.item_f1 == pytest.approx(50 / 150) and "4 judge call(s) failed" in r.reason
+    assert (
+        r.judge_failures == 4
+        and r.item_f1 == pytest.approx(50 / 150)
+        and "4 judge call(s) failed" in r.reason
+    )
 
 
 QA = Task(instance_id="depth_1", query="Who wrote Hamlet?", kind="qa", answers=("William Shakespeare",))
@@ -120,7 +152,11 @@ async def test_qa_reward():
             return [int(r.lower() in t.lower()) for r, t in pairs]
 
     right = await compute_reward(rollout("It is \\boxed{william  shakespeare}."), QA, judge=ExactJudge())
-    assert (right.total, right.item_f1, right.kind) == (1.1, 1.0, "qa")  # equal up to case/space: no judge call
+    assert (right.total, right.item_f1, right.kind) == (
+        1.1,
+        1.0,
+        "qa",
+    )  # equal up to case/space: no judge call
     judged = await compute_reward(rollout("\\boxed{Shakespeare}", access=True), QA, judge=Lenient())
     assert judged.total == pytest.approx(1.15)
     wrong = await compute_reward(rollout("\\boxed{Marlowe}"), QA, judge=Lenient())
@@ -131,7 +167,9 @@ async def test_qa_reward():
 
 async def test_reward_from_a_result_and_custom_constants(t):
     res = WideSeekResult(question="q", answer=perfect(t), trajectory=rollout(perfect(t), longest=3500))
-    r = await compute_reward(res, t, judge=ExactJudge(), config=RewardConfig(format_bonus=0.2, length_weight=1.0))
+    r = await compute_reward(
+        res, t, judge=ExactJudge(), config=RewardConfig(format_bonus=0.2, length_weight=1.0)
+    )
     assert r.total == pytest.approx(1.0 + 0.2 - 0.25)
     failed = WideSeekResult(question="q", answer=None, status="failed", trajectory=rollout(None))
     assert (await compute_reward(failed, t, judge=ExactJudge())).reason == "the lead failed"
@@ -167,8 +205,15 @@ async def test_reward_from_a_training_label_with_the_rollout_seam_arguments(samp
     from training.data import TaskLabel
 
     gold = "| City | Country |\n|---|---|\n| Paris | France |\n| Rome | Italy |"
-    label = TaskLabel(instance_id="w1", kind="table", source="wideseek-r1", gold_table=gold, gold_format="markdown",
-                      unique_columns=["city"], required_columns=["city", "country"]).to_label()
+    label = TaskLabel(
+        instance_id="w1",
+        kind="table",
+        source="wideseek-r1",
+        gold_table=gold,
+        gold_format="markdown",
+        unique_columns=["city"],
+        required_columns=["city", "country"],
+    ).to_label()
     task = task_from_label(label)
     assert task.eval_pipeline["country"].criterion == GENERIC_CRITERION
     answer = "```markdown\n| City | Country |\n|---|---|\n| Paris | France |\n```"

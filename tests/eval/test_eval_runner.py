@@ -29,11 +29,29 @@ def perfect(task) -> str:
 
 
 def result_for(question: str, answer: str | None, *, status="ok", errors=()) -> WideSeekResult:
-    traj = Trajectory(rollout_id="r", question=question, answer=answer, agents=[
-        AgentTrajectory(agent_id="lead", role="lead", status="ok" if status == "ok" else "failed", turns=[
-            TurnRecord(turn=1, messages=[{"role": "user", "content": question}],
-                       completion=Completion(content=answer), completion_token_ids=[1, 2, 3])])])
-    return WideSeekResult(question=question, answer=answer, status=status, errors=list(errors), trajectory=traj)
+    traj = Trajectory(
+        rollout_id="r",
+        question=question,
+        answer=answer,
+        agents=[
+            AgentTrajectory(
+                agent_id="lead",
+                role="lead",
+                status="ok" if status == "ok" else "failed",
+                turns=[
+                    TurnRecord(
+                        turn=1,
+                        messages=[{"role": "user", "content": question}],
+                        completion=Completion(content=answer),
+                        completion_token_ids=[1, 2, 3],
+                    )
+                ],
+            )
+        ],
+    )
+    return WideSeekResult(
+        question=question, answer=answer, status=status, errors=list(errors), trajectory=traj
+    )
 
 
 class StandIn:
@@ -110,7 +128,9 @@ async def test_failed_runs_count_as_zero_and_can_be_retried(tasks, tmp_path):
     await run_trials(tasks, plain, tmp_path, samples=2, progress=False)
     assert plain.calls == []
     retry = StandIn(tasks)
-    summary = await run_eval(tasks, retry, ExactJudge(), tmp_path, samples=2, retry_failed=True, progress=False)
+    summary = await run_eval(
+        tasks, retry, ExactJudge(), tmp_path, samples=2, retry_failed=True, progress=False
+    )
     assert sorted(retry.calls) == sorted(["ws_en_002", "ws_en_004"] * 2)
     assert summary.failed_trials == 0 and summary.pooled.metrics["success"].avg == 100.0
 
@@ -160,7 +180,9 @@ async def test_judge_failures_while_scoring_lose_no_trial(tasks, tmp_path):
 
 
 async def test_missing_trials_score_zero(tasks, tmp_path):
-    recs = load_responses_from(tmp_path, [{"instance_id": "ws_en_002", "sample": 0, "response": perfect(tasks[0])}])
+    recs = load_responses_from(
+        tmp_path, [{"instance_id": "ws_en_002", "sample": 0, "response": perfect(tasks[0])}]
+    )
     summary = await score_records(tasks[:1], recs, ExactJudge(), tmp_path, samples=2)
     assert summary.statuses == {"ok": 1, "missing": 1}
     assert summary.tasks[0].metrics["item_f1"].avg == 50.0 and summary.incomplete_tasks == []
@@ -173,31 +195,54 @@ def load_responses_from(tmp_path, rows):
 
 
 def test_load_responses_formats(tmp_path):
-    recs = load_responses_from(tmp_path, [
-        {"instance_id": "a", "response": "x"}, {"instance_id": "a", "response": "y"},
-        {"instance_id": "b", "trial_idx": 3, "response": None},
-    ])
-    assert [(r.instance_id, r.sample, r.response) for r in recs] == [("a", 0, "x"), ("a", 1, "y"), ("b", 3, None)]
+    recs = load_responses_from(
+        tmp_path,
+        [
+            {"instance_id": "a", "response": "x"},
+            {"instance_id": "a", "response": "y"},
+            {"instance_id": "b", "trial_idx": 3, "response": None},
+        ],
+    )
+    assert [(r.instance_id, r.sample, r.response) for r in recs] == [
+        ("a", 0, "x"),
+        ("a", 1, "y"),
+        ("b", 3, None),
+    ]
     (tmp_path / "bad.jsonl").write_text('{"sample": 0, "response": "x"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         load_responses(tmp_path / "bad.jsonl")
 
 
 def _trial(iid, lang, item, row=0.0, success=False, status="ok", jf=0):
-    return TrialScore(instance_id=iid, language=lang, item_f1=item, row_f1=row, success=success, status=status,
-                      judge_failures=jf, judge_calls=jf)
+    return TrialScore(
+        instance_id=iid,
+        language=lang,
+        item_f1=item,
+        row_f1=row,
+        success=success,
+        status=status,
+        judge_failures=jf,
+        judge_calls=jf,
+    )
 
 
 def test_summary_avg_max_min_per_language_and_pooled():
     # task A (en): item F1 0.2 and 0.6 -> avg 40, max 60, min 20
     # task B (zh): item F1 1.0 and 0.0 -> avg 50, max 100, min 0 ; success 1 of 2 -> avg 50, pass 100
-    scores = [_trial("A", "en", 0.2), _trial("A", "en", 0.6, jf=1),
-              _trial("B", "zh", 1.0, 1.0, True), _trial("B", "zh", 0.0, status="agent_failed")]
+    scores = [
+        _trial("A", "en", 0.2),
+        _trial("A", "en", 0.6, jf=1),
+        _trial("B", "zh", 1.0, 1.0, True),
+        _trial("B", "zh", 0.0, status="agent_failed"),
+    ]
     s = summarize(scores, samples=2, judge="exact")
     item = s.pooled.metrics["item_f1"]
     assert (item.avg, item.max, item.min) == pytest.approx((45.0, 80.0, 10.0))
     assert s.by_language["en"].metrics["item_f1"].avg == pytest.approx(40.0)
-    assert (s.by_language["zh"].metrics["success"].avg, s.by_language["zh"].metrics["success"].max) == (50.0, 100.0)
+    assert (s.by_language["zh"].metrics["success"].avg, s.by_language["zh"].metrics["success"].max) == (
+        50.0,
+        100.0,
+    )
     assert s.pooled.metrics["success"].avg == 25.0 and s.pooled.metrics["success"].max == 50.0
     assert (s.failed_trials, s.judge_failures, s.trials_with_judge_failures) == (1, 1, 1)
     assert summarize(scores[:3], samples=2).incomplete_tasks == ["B"]
@@ -255,7 +300,8 @@ def test_killed_run_resumes_without_redoing_finished_trials(tmp_path, sample_dir
     assert done.returncode == 0 and "complete" in done.stdout, done.stderr
     final = read_results(results)
     assert sorted((r.instance_id, r.sample) for r in final) == sorted(
-        (i, k) for i in ["ws_en_002", "ws_en_004", "ws_zh_003"] for k in range(3))
+        (i, k) for i in ["ws_en_002", "ws_en_004", "ws_zh_003"] for k in range(3)
+    )
     assert len(results.read_text().splitlines()) == 9  # every trial recorded exactly once
     # the second run started exactly the trials the first had not finished (in-flight ones included)
     second = (tmp_path / "second.log").read_text().splitlines()

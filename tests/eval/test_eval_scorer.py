@@ -62,8 +62,9 @@ class HalfJudge(ExactJudge):
 
     async def grade(self, criterion, pairs):
         half = len(pairs) // 2
-        raise IncompleteGrade("reply truncated", [1] * half + [0] * (len(pairs) - half),
-                              list(range(half, len(pairs))))
+        raise IncompleteGrade(
+            "reply truncated", [1] * half + [0] * (len(pairs) - half), list(range(half, len(pairs)))
+        )
 
 
 def rows(task: Task) -> list[list[str]]:
@@ -133,8 +134,10 @@ async def test_dropped_rows(tasks):
 async def test_extra_rows(tasks):
     # two invented products: R = 40, TP_row = 38 -> row P = 38/40, R = 1
     t = tasks["ws_en_002"]
-    extra = [["Smirnoff", "Imaginary Blue", "Vodka", "Flavoured", "700ml", "37.5%"],
-             ["Smirnoff", "Imaginary Red", "Vodka", "Flavoured", "700ml", "37.5%"]]
+    extra = [
+        ["Smirnoff", "Imaginary Blue", "Vodka", "Flavoured", "700ml", "37.5%"],
+        ["Smirnoff", "Imaginary Red", "Vodka", "Flavoured", "700ml", "37.5%"],
+    ]
     s = await score(t, answer(t, rows(t) + extra))
     assert_prf(s, (38 / 40, 1.0), (38 / 40, 1.0))
     assert s.unmatched_response_keys == [["smirnoff", "imaginaryblue"], ["smirnoff", "imaginaryred"]]
@@ -216,15 +219,27 @@ async def test_renamed_column(tasks):
 
 async def test_extra_column_scores_zero(tasks):
     t = tasks["ws_en_002"]
-    s = await score(t, answer(t, [r + ["n/a"] for r in rows(t)], list(t.required) + ["Notes"]),
-                    ScriptedJudge())
-    assert (s.status, s.extra_columns, s.missing_columns, s.item_f1) == ("column_mismatch", ["notes"], [], 0.0)
+    s = await score(
+        t, answer(t, [r + ["n/a"] for r in rows(t)], list(t.required) + ["Notes"]), ScriptedJudge()
+    )
+    assert (s.status, s.extra_columns, s.missing_columns, s.item_f1) == (
+        "column_mismatch",
+        ["notes"],
+        [],
+        0.0,
+    )
 
 
 async def test_headers_are_normalised(tasks):
     t = tasks["ws_en_008"]
-    pretty = ["Exchange Name", "Statistical Month", "Total Trading Value (USD millions)",
-              "Total Number of Listed Companies", "Domestic Market Capitalization (USD millions)", "Index Levels"]
+    pretty = [
+        "Exchange Name",
+        "Statistical Month",
+        "Total Trading Value (USD millions)",
+        "Total Number of Listed Companies",
+        "Domestic Market Capitalization (USD millions)",
+        "Index Levels",
+    ]
     judge = ScriptedJudge()
     s = await score(t, answer(t, rows(t), pretty), judge)
     assert s.success and not [c for c in judge.calls if c[0] == "columns"]
@@ -303,8 +318,8 @@ async def test_numbers_inside_and_outside_the_tolerance(tasks):
     r = rows(t)
     c = col(t, "totaltradingvalue(usdmillions)")
     assert (r[0][c], r[1][c]) == ("2,595,201", "2,520,543")
-    r[0][c] = "2,699,009"   # +4.0%: inside
-    r[1][c] = "2,671,776"   # +6.0%: outside
+    r[0][c] = "2,699,009"  # +4.0%: inside
+    r[1][c] = "2,671,776"  # +6.0%: outside
     s = await score(t, answer(t, r))
     assert_prf(s, (149 / 150, 149 / 150), (24 / 25, 24 / 25))
 
@@ -324,9 +339,14 @@ async def test_other_url_hosts(tasks):
 def _dates_task() -> Task:
     gold = read_gold_csv(b"Event,Date\r\nlaunch,2021-03-01\r\nlanding,2021-06-15\r\nreview,March 2022\r\n")
     return Task(
-        instance_id="dates", query="q", unique_columns=("event",), required=("event", "date"),
-        eval_pipeline={"event": ColumnSpec(preprocess=("norm_str",), metric=("exact_match",)),
-                       "date": ColumnSpec(preprocess=("norm_date",), metric=("date_near",))},
+        instance_id="dates",
+        query="q",
+        unique_columns=("event",),
+        required=("event", "date"),
+        eval_pipeline={
+            "event": ColumnSpec(preprocess=("norm_str",), metric=("exact_match",)),
+            "date": ColumnSpec(preprocess=("norm_date",), metric=("date_near",)),
+        },
         gold=gold,
     )
 
@@ -334,8 +354,9 @@ def _dates_task() -> Task:
 async def test_shifted_dates():
     # launch +19 days (inside), landing +35 days (outside), "March 2022" = 2022-03-01 vs 2022-03-31 (+30)
     t = _dates_task()
-    s = await score(t, answer(t, [["launch", "March 20, 2021"], ["landing", "2021-07-20"],
-                                  ["review", "2022-03-31"]]))
+    s = await score(
+        t, answer(t, [["launch", "March 20, 2021"], ["landing", "2021-07-20"], ["review", "2022-03-31"]])
+    )
     assert_prf(s, (5 / 6, 5 / 6), (2 / 3, 2 / 3))
     assert {c.column: c.matched for c in s.columns} == {"event": 3, "date": 2}
 
@@ -352,8 +373,12 @@ async def test_a_failing_judge_is_counted_and_scores_its_columns_zero(tasks):
     assert s.status == "ok" and (s.judge_calls, s.judge_failures) == (5, 4)
     assert_prf(s, (76 / 228, 76 / 228), (0.0, 0.0))
     assert all("endpoint down" in e for e in s.errors) and len(s.errors) == 4
-    assert sorted(c.column for c in s.columns if c.judge_failed) == ["abv%", "category", "packsize(bottle)",
-                                                                     "sub-category"]
+    assert sorted(c.column for c in s.columns if c.judge_failed) == [
+        "abv%",
+        "category",
+        "packsize(bottle)",
+        "sub-category",
+    ]
 
 
 async def test_a_partial_judge_reply_keeps_the_rows_it_graded(tasks):

@@ -21,7 +21,9 @@ from .reference_pandas import reference_score
 KEYS = ("item_precision", "item_recall", "item_f1", "row_precision", "row_recall", "row_f1")
 
 
-@pytest.mark.parametrize("iid", [f"ws_en_{i:03d}" for i in range(1, 11)] + [f"ws_zh_{i:03d}" for i in range(1, 11)])
+@pytest.mark.parametrize(
+    "iid", [f"ws_en_{i:03d}" for i in range(1, 11)] + [f"ws_zh_{i:03d}" for i in range(1, 11)]
+)
 async def test_scorer_matches_the_pandas_reference(sample_tasks, sample_dir, iid):
     task = sample_tasks[iid]
     judge = ExactJudge()
@@ -31,6 +33,11 @@ async def test_scorer_matches_the_pandas_reference(sample_tasks, sample_dir, iid
         ref = await reference_score(task, reply, sample_dir / "widesearch_gold" / f"{iid}.csv", judge)
         statuses.add(ours.status)
         for key in KEYS:
-            assert getattr(ours, key) == pytest.approx(ref[key], abs=1e-12), (k, key, ours.status, ours.errors)
+            assert getattr(ours, key) == pytest.approx(ref[key], abs=1e-12), (
+                k,
+                key,
+                ours.status,
+                ours.errors,
+            )
         assert ours.success == ref["success"], k
     assert "ok" in statuses

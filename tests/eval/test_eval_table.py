@@ -34,7 +34,9 @@ def test_first_markdown_fence_wins():
 
 def test_fence_language_is_case_sensitive_and_falls_back_to_pipes():
     text = "```Markdown\n| a | b |\n|---|---|\n| 1 | 2 |\n```"
-    assert extract_table_block(text) == "| a | b |\n|---|---|\n| 1 | 2 |"  # the slice ends before the last newline
+    assert (
+        extract_table_block(text) == "| a | b |\n|---|---|\n| 1 | 2 |"
+    )  # the slice ends before the last newline
 
 
 def test_pipe_fallback_starts_at_first_pipe_mid_line_and_stops_at_first_non_pipe_line():
@@ -79,7 +81,10 @@ def test_normalize_block_when_first_line_is_not_the_header():
 
 def test_tokenizer_quotes_doubling_and_text_after_a_closing_quote():
     assert tokenize('a|b\n"x|y"|"say ""hi"""\n"q"tail|z"w', "|") == [
-        ["a", "b"], ["x|y", 'say "hi"'], ["qtail", 'z"w']]
+        ["a", "b"],
+        ["x|y", 'say "hi"'],
+        ["qtail", 'z"w'],
+    ]
 
 
 def test_tokenizer_line_ends_blank_lines_and_trailing_delimiter():
@@ -133,22 +138,22 @@ def test_no_columns_is_an_error():
 @pytest.mark.parametrize(
     ("cells", "rendered"),
     [
-        (["2022", "2023"], ["2022", "2023"]),                      # int64
-        (["2022", "N/A"], ["2022.0", "nan"]),                      # int + missing -> float64
-        (["2022", "abc"], ["2022", "abc"]),                        # mixed -> strings as written
-        (["007", "+5", "-0", " 9 "], ["7", "5", "0", "9"]),        # int parsing normalises
+        (["2022", "2023"], ["2022", "2023"]),  # int64
+        (["2022", "N/A"], ["2022.0", "nan"]),  # int + missing -> float64
+        (["2022", "abc"], ["2022", "abc"]),  # mixed -> strings as written
+        (["007", "+5", "-0", " 9 "], ["7", "5", "0", "9"]),  # int parsing normalises
         (["1.50", ".5", "5.", "1e5"], ["1.5", "0.5", "5.0", "100000.0"]),
-        (["1e400", "2"], ["1e400", "2"]),                          # out-of-range float: strings
+        (["1e400", "2"], ["1e400", "2"]),  # out-of-range float: strings
         (["inf", "-Infinity"], ["inf", "-inf"]),
-        (["true", "FALSE"], ["True", "False"]),                    # bool
-        (["tRuE", ""], ["True", "nan"]),                           # bool + missing -> objects
-        (["True", "1"], ["True", "1"]),                            # not all bool: strings
-        (["N/A", "-"], ["nan", "-"]),                              # "-" is not a missing token
+        (["true", "FALSE"], ["True", "False"]),  # bool
+        (["tRuE", ""], ["True", "nan"]),  # bool + missing -> objects
+        (["True", "1"], ["True", "1"]),  # not all bool: strings
+        (["N/A", "-"], ["nan", "-"]),  # "-" is not a missing token
         (["", "NULL", "None", "#N/A"], ["nan", "nan", "nan", "nan"]),  # all missing -> float64 nan
         (["9999999999999999999", "1"], ["9999999999999999999", "1"]),  # uint64
         (["9999999999999999999", "NA"], ["9999999999999999999", "NA"]),  # uint64 conflict: raw strings
         (["-9999999999999999999", "NA"], ["-9999999999999999999", "nan"]),
-        (["0.1234567890123456789"], ["0.1234567890123456"]),       # 17-digit parser, not Python's float
+        (["0.1234567890123456789"], ["0.1234567890123456"]),  # 17-digit parser, not Python's float
     ],
 )
 def test_whole_column_typing(cells, rendered):
@@ -200,7 +205,9 @@ def test_tokenizer_round_trips_pipe_rows(rows):
     assert records == expected
 
 
-_cell = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10)
+_cell = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -215,9 +222,19 @@ def test_render_column_is_total_and_keeps_length(cells):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")),
-                                 min_size=1, max_size=8).filter(lambda s: s.strip() == s and s.strip()),
-                         min_size=2, max_size=2), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.lists(
+            st.text(
+                alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=8
+            ).filter(lambda s: s.strip() == s and s.strip()),
+            min_size=2,
+            max_size=2,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_to_markdown_is_read_back_as_written(rows):
     # cells that typing would change (numbers, bools, NA tokens) are excluded: this checks the text path
     rows = [r for r in rows if all(render_column([c]) == [c] and c.isascii() or not c.isascii() for c in r)]

@@ -32,7 +32,9 @@ GOLD = Path(__file__).resolve().parents[1] / "data" / "widesearch" / "widesearch
 
 
 def _frame_of(df) -> tuple[list[str], list[tuple[str, ...]]]:
-    return [str(c) for c in df.columns], [tuple(df.iloc[:, i].astype(str).tolist()) for i in range(df.shape[1])]
+    return [str(c) for c in df.columns], [
+        tuple(df.iloc[:, i].astype(str).tolist()) for i in range(df.shape[1])
+    ]
 
 
 def oracle_read(text: str, sep: str):
@@ -78,11 +80,59 @@ def ours_response(response: str):
 # Cells chosen to hit every typing branch: ints (signs, zeros, overflow), floats (exponents, 17-digit cut,
 # range), inf, NA tokens, bools, quotes, pipes inside quotes, and ordinary text.
 ATOMS = [
-    "1", "22", "-3", "+4", "0", "007", "2022", "2022.0", "1.5", ".5", "5.", "1e5", "1E-3", "-0.0", "1e400",
-    "1e-400", "0.1234567890123456789", "12345678901234567890.5", "9999999999999999999",
-    "-9999999999999999999", "99999999999999999999", "inf", "-Infinity", "NaN", "nan", "NA", "N/A", "n/a",
-    "None", "null", "NULL", "#N/A", "-nan", "<NA>", "", "-", "true", "FALSE", "TrUe", "abc", "x y", " 7 ",
-    '"q"', '"a|b"', '"a""b"', '"NA"', 'say "hi"', "5%", "$5", "1,000", "日本", "‐", "**bold**",
+    "1",
+    "22",
+    "-3",
+    "+4",
+    "0",
+    "007",
+    "2022",
+    "2022.0",
+    "1.5",
+    ".5",
+    "5.",
+    "1e5",
+    "1E-3",
+    "-0.0",
+    "1e400",
+    "1e-400",
+    "0.1234567890123456789",
+    "12345678901234567890.5",
+    "9999999999999999999",
+    "-9999999999999999999",
+    "99999999999999999999",
+    "inf",
+    "-Infinity",
+    "NaN",
+    "nan",
+    "NA",
+    "N/A",
+    "n/a",
+    "None",
+    "null",
+    "NULL",
+    "#N/A",
+    "-nan",
+    "<NA>",
+    "",
+    "-",
+    "true",
+    "FALSE",
+    "TrUe",
+    "abc",
+    "x y",
+    " 7 ",
+    '"q"',
+    '"a|b"',
+    '"a""b"',
+    '"NA"',
+    'say "hi"',
+    "5%",
+    "$5",
+    "1,000",
+    "日本",
+    "‐",
+    "**bold**",
 ]
 
 atom = st.sampled_from(ATOMS)
@@ -91,8 +141,13 @@ atom = st.sampled_from(ATOMS)
 @st.composite
 def pipe_tables(draw):
     ncol = draw(st.integers(1, 4))
-    header = draw(st.lists(st.sampled_from(["Name", "Year", "name", "", "Unnamed", "A B", "a.1"]),
-                           min_size=ncol, max_size=ncol))
+    header = draw(
+        st.lists(
+            st.sampled_from(["Name", "Year", "name", "", "Unnamed", "A B", "a.1"]),
+            min_size=ncol,
+            max_size=ncol,
+        )
+    )
     lead = draw(st.booleans())
     trail = draw(st.booleans())
 
@@ -152,13 +207,13 @@ def test_gold_files_match_pandas(path):
 @pytest.mark.parametrize(
     "response",
     [
-        "```markdown\n|a|b|\n|1|2|3|\n|x|y|\n```",          # implicit index
-        "```markdown\n|a|b|\n|1|2|\n|3|4|5|\n```",          # too many fields later on
+        "```markdown\n|a|b|\n|1|2|3|\n|x|y|\n```",  # implicit index
+        "```markdown\n|a|b|\n|1|2|\n|3|4|5|\n```",  # too many fields later on
         "```markdown\n|Year|Team|\n|2022|x|\n|N/A|y|\n```",  # 2022 -> 2022.0
-        "```markdown\n|a|\n|\"open|\n```",                  # unterminated quote
-        "```markdown\n   \n```",                           # empty block
-        "```markdown\n|---|---|\n```",                     # separator only
-        "| a | b |\n|---|---|\n| 1\r2 | 3 |",              # a bare \r inside a line
+        '```markdown\n|a|\n|"open|\n```',  # unterminated quote
+        "```markdown\n   \n```",  # empty block
+        "```markdown\n|---|---|\n```",  # separator only
+        "| a | b |\n|---|---|\n| 1\r2 | 3 |",  # a bare \r inside a line
     ],
 )
 def test_hand_picked_responses_match_pandas(response):

@@ -24,7 +24,9 @@ def test_loads_the_sample(sample_dir):
     assert {t.language for t in tasks} == {"en", "zh"}
     t = tasks[0]
     assert t.required[:2] == ("subject", "university") and t.unique_columns == ("subject", "university")
-    assert t.gold.columns == t.required and t.gold.num_rows == 25  # the extra gold column "country" is dropped
+    assert (
+        t.gold.columns == t.required and t.gold.num_rows == 25
+    )  # the extra gold column "country" is dropped
     assert t.eval_pipeline["homepage"].metric == ("url_match",)
 
 
@@ -51,7 +53,9 @@ def _copy_sample(sample_dir, tmp_path, n=2):
 def test_missing_gold_file(sample_dir, tmp_path):
     f, gold, _ = _copy_sample(sample_dir, tmp_path)
     (gold / "ws_en_002.csv").unlink()
-    with pytest.raises(TaskLoadError, match=r"tasks.jsonl:2 \(task ws_en_002\): gold table .*ws_en_002.csv not found"):
+    with pytest.raises(
+        TaskLoadError, match=r"tasks.jsonl:2 \(task ws_en_002\): gold table .*ws_en_002.csv not found"
+    ):
         load_tasks(f, gold)
     with pytest.raises(TaskLoadError, match="no gold directory"):
         load_tasks(f)
@@ -102,8 +106,12 @@ TABLE_RECORD = {
     "is_markdown": True,
     "language": "en",
 }
-QA_RECORD = {"instance_id": "depth_3", "question": "Who wrote Hamlet?", "answer": ["William Shakespeare"],
-             "is_markdown": False}
+QA_RECORD = {
+    "instance_id": "depth_3",
+    "question": "Who wrote Hamlet?",
+    "answer": ["William Shakespeare"],
+    "is_markdown": False,
+}
 
 
 async def test_training_format(tmp_path):
@@ -137,10 +145,19 @@ def test_hub_without_datasets_says_what_to_install(monkeypatch):
 
 def test_hub_offline_gives_a_clear_error(tmp_path):
     # a fresh process so the hub libraries read the offline switches at import time
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-           "PYTHONPATH": str(REPO)}
-    code = ("from langgraph_wideseek.eval import load_tasks, TaskLoadError\n"
-            "try:\n    load_tasks('hf')\nexcept TaskLoadError as e:\n    print('ERR', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PYTHONPATH": str(REPO),
+    }
+    code = (
+        "from langgraph_wideseek.eval import load_tasks, TaskLoadError\n"
+        "try:\n    load_tasks('hf')\nexcept TaskLoadError as e:\n    print('ERR', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.stdout.startswith("ERR could not load ByteDance-Seed/WideSearch from the Hugging Face hub")
     assert "--tasks FILE.jsonl --gold DIR" in out.stdout

@@ -23,7 +23,13 @@ def test_interned_token_ids_are_equal_and_shared() -> None:
 
 
 def test_json_codec_round_trips_and_accepts_python_specials() -> None:
-    payload = {"messages": [{"role": "user", "content": "é ü 中文 \"q\""}], "n": 1, "x": 1.5, "b": True, "z": None}
+    payload = {
+        "messages": [{"role": "user", "content": 'é ü 中文 "q"'}],
+        "n": 1,
+        "x": 1.5,
+        "b": True,
+        "z": None,
+    }
     assert _loads(_dumps(payload)) == payload
     assert _loads(b'{"logprob": -Infinity}') == {"logprob": float("-inf")}
     assert _loads(_dumps({"t": (1, 2)})) == {"t": [1, 2]}
@@ -32,11 +38,20 @@ def test_json_codec_round_trips_and_accepts_python_specials() -> None:
 
 
 def _reply(**meta) -> AIMessage:
-    data = {"id": "x", "model": "m", "choices": [{"message": {"role": "assistant", "content": "done",
-                                                             "reasoning_content": "why"},
-                                                 "finish_reason": "stop", "token_ids": [7, 8],
-                                                 "logprobs": {"content": [{"logprob": -0.5}, {"logprob": -1}]}}],
-            "prompt_token_ids": [1, 2, 3], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    data = {
+        "id": "x",
+        "model": "m",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "done", "reasoning_content": "why"},
+                "finish_reason": "stop",
+                "token_ids": [7, 8],
+                "logprobs": {"content": [{"logprob": -0.5}, {"logprob": -1}]},
+            }
+        ],
+        "prompt_token_ids": [1, 2, 3],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+    }
     ai = parse_completion(data)
     ai.response_metadata.update(meta)
     return ai
@@ -44,8 +59,9 @@ def _reply(**meta) -> AIMessage:
 
 def _traj(reply: AIMessage):
     msgs = [SystemMessage("s"), HumanMessage("u"), reply]
-    return build_agent_trajectory("a", "subagent", msgs, [{"turn": 1, "n_messages": 2, "reply_index": 2}], [],
-                                  status="ok", index=1)
+    return build_agent_trajectory(
+        "a", "subagent", msgs, [{"turn": 1, "n_messages": 2, "reply_index": 2}], [], status="ok", index=1
+    )
 
 
 def test_constructed_turn_records_equal_validated_ones() -> None:
@@ -53,12 +69,16 @@ def test_constructed_turn_records_equal_validated_ones() -> None:
     rec = traj.turns[0]
     again = TurnRecord.model_validate(rec.model_dump())
     assert again == rec and rec.model_dump_json() == again.model_dump_json()
-    assert rec.prompt_token_ids == [1, 2, 3] and rec.logprobs == [-0.5, -1.0] and rec.completion.reasoning == "why"
+    assert (
+        rec.prompt_token_ids == [1, 2, 3]
+        and rec.logprobs == [-0.5, -1.0]
+        and rec.completion.reasoning == "why"
+    )
 
 
 def test_foreign_metadata_shapes_are_still_validated() -> None:
     with pytest.raises(pydantic.ValidationError):
-        _traj(_reply(logprobs={"content": [{"logprob": -0.5}]}))   # ChatOpenAI's shape: a clear error
+        _traj(_reply(logprobs={"content": [{"logprob": -0.5}]}))  # ChatOpenAI's shape: a clear error
     assert _traj(_reply(prompt_token_ids=(1, 2))).turns[0].prompt_token_ids == [1, 2]  # tuples get validated
 
 
@@ -93,9 +113,16 @@ async def test_plain_trajectory_data_round_trips_without_copies() -> None:
     back = trajectory_from_plain(plain)
     assert back == Trajectory.model_validate(plain) and back.model_dump_json() == traj.model_dump_json()
     assert back.agents[0].turns[0].messages is plain["agents"][0]["turns"][0]["messages"]
-    odd = {**plain, "agents": [{**plain["agents"][0], "turns": [{**plain["agents"][0]["turns"][0],
-                                                               "prompt_token_ids": ["1", "2"]}]}]}
-    assert trajectory_from_plain(odd).agents[0].turns[0].prompt_token_ids == [1, 2]   # validated (lax) path
+    odd = {
+        **plain,
+        "agents": [
+            {
+                **plain["agents"][0],
+                "turns": [{**plain["agents"][0]["turns"][0], "prompt_token_ids": ["1", "2"]}],
+            }
+        ],
+    }
+    assert trajectory_from_plain(odd).agents[0].turns[0].prompt_token_ids == [1, 2]  # validated (lax) path
     with pytest.raises(pydantic.ValidationError):
         trajectory_from_plain({**plain, "agents": [{"agent_id": "x", "role": "boss"}]})
     assert type(back.agents[0].role) is type(traj.agents[0].role)  # enum members, as validation makes them

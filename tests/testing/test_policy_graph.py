@@ -30,10 +30,18 @@ def corpus(world: World, tmp_path_factory) -> tuple[Path, Path]:
     return world.write_corpus(d / "corpus.jsonl"), d / "index"
 
 
-async def _run(policy: WideSeekPolicy, corpus: tuple[Path, Path], task: SyntheticTask, latency=None,
-               subgraph: bool = False, **cfg_kw):
+async def _run(
+    policy: WideSeekPolicy,
+    corpus: tuple[Path, Path],
+    task: SyntheticTask,
+    latency=None,
+    subgraph: bool = False,
+    **cfg_kw,
+):
     async with FakeOpenAIServer(policy, latency=latency) as srv:
-        cfg = WideSeekConfig(base_url=srv.base_url, model="sim", corpus=corpus[0], index_dir=corpus[1], **cfg_kw)
+        cfg = WideSeekConfig(
+            base_url=srv.base_url, model="sim", corpus=corpus[0], index_dir=corpus[1], **cfg_kw
+        )
         async with WideSeekGraph(cfg, subagent_subgraph=subgraph) as graph:
             return await graph.arun(task.query), srv
 
@@ -58,8 +66,8 @@ async def test_page_summariser_requests_are_answered_by_the_policy(world: World,
     task = world.named_task(1, 5)
     result, srv = await _run(policy, corpus, task, summarize_pages=True)
     assert task.mismatches(result.answer) == [] and policy.failures == []
-    assert policy.stats.calls["summarizer"] == 5          # one access per subagent, each summarised
-    assert srv.stats.requests == result.usage.calls + 5   # summariser calls are not agent turns
+    assert policy.stats.calls["summarizer"] == 5  # one access per subagent, each summarised
+    assert srv.stats.requests == result.usage.calls + 5  # summariser calls are not agent turns
     summaries = [r for r in srv.requests if not r.get("tools")]
     assert all("Page content" in json.dumps(r) for r in summaries)
 
@@ -75,8 +83,9 @@ async def test_server_without_parsers_hermes_text(world: World, corpus) -> None:
 async def test_one_wide_wave(world: World, corpus) -> None:
     policy = WideSeekPolicy(max_per_wave=12)
     task = world.named_task(0, 12)
-    result, srv = await _run(policy, corpus, task, summarize_pages=False, max_subagents=12,
-                             latency=LatencyModel(base=0.02))
+    result, srv = await _run(
+        policy, corpus, task, summarize_pages=False, max_subagents=12, latency=LatencyModel(base=0.02)
+    )
     assert task.mismatches(result.answer) == []
     assert result.usage.lead_calls == 2 and srv.stats.peak_inflight == 12
 
@@ -103,18 +112,27 @@ async def test_subagent_node_and_subgraph_modes_send_the_same_requests(world: Wo
     for subgraph in (False, True):
         events: list[dict] = []
         async with FakeOpenAIServer(WideSeekPolicy()) as srv:
-            cfg = WideSeekConfig(base_url=srv.base_url, model="sim", corpus=corpus[0], index_dir=corpus[1],
-                                 summarize_pages=False)
+            cfg = WideSeekConfig(
+                base_url=srv.base_url,
+                model="sim",
+                corpus=corpus[0],
+                index_dir=corpus[1],
+                summarize_pages=False,
+            )
             async with WideSeekGraph(cfg, subagent_subgraph=subgraph) as graph:
                 result = await graph.arun(task.query, on_event=events.append)
             requests = sorted(json.dumps(r["messages"], sort_keys=True) for r in srv.requests)
-        traj = [(a.agent_id, a.status, [(t.turn, len(t.messages), t.completion.content) for t in a.turns])
-                for a in result.trajectory.agents]
+        traj = [
+            (a.agent_id, a.status, [(t.turn, len(t.messages), t.completion.content) for t in a.turns])
+            for a in result.trajectory.agents
+        ]
         kinds = sorted(e["type"] for e in events)
         seen[subgraph] = (result.answer, requests, traj, kinds)
+
     # tool call ids are random per run; compare everything else
     def scrub(x: str) -> str:
         return re.sub(r"chatcmpl-tool-[0-9a-f]+", "ID", x)
+
     a, b = seen[False], seen[True]
     assert a[0] == b[0] and task.mismatches(a[0]) == []
     assert [scrub(r) for r in a[1]] == [scrub(r) for r in b[1]]

@@ -23,9 +23,13 @@ def world() -> World:
 
 
 def _call(name: str, args: dict) -> dict:
-    return {"role": "assistant", "content": None,
-            "tool_calls": [{"id": "c1", "type": "function",
-                            "function": {"name": name, "arguments": json.dumps(args)}}]}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        ],
+    }
 
 
 def _subagent_request(prompt: str, *tool_messages: str) -> dict:
@@ -51,9 +55,11 @@ async def test_list_task_needs_discovery_then_waves_and_scores_perfectly(world: 
     # lead: discovery, ceil(13/5)=3 waves, final; every subagent: search, access, report
     assert policy.stats.calls["lead"] == 5
     assert policy.stats.calls["subagent"] == 3 * (1 + 13)
-    waves = [json.loads(r["messages"][-2]["tool_calls"][0]["function"]["arguments"])["sub_agents"]
-             for r in srv.requests if r["tools"][0]["function"]["name"] == "create_sub_agents"
-             and r["messages"][-1]["role"] == "tool"]
+    waves = [
+        json.loads(r["messages"][-2]["tool_calls"][0]["function"]["arguments"])["sub_agents"]
+        for r in srv.requests
+        if r["tools"][0]["function"]["name"] == "create_sub_agents" and r["messages"][-1]["role"] == "tool"
+    ]
     assert [len(w) for w in waves] == [1, 5, 5, 3]
 
 
@@ -74,7 +80,7 @@ async def test_dropped_subagents_are_asked_for_again(world: World) -> None:
     task = world.named_task(1, 8)
     (run,), _ = await _run(world, [task], policy, max_subagents=3)
     assert task.mismatches(run.answer) == []
-    assert policy.stats.calls["lead"] == 3 + 1   # 8 entities at 3 per wave (3, 3, 2), then the answer
+    assert policy.stats.calls["lead"] == 3 + 1  # 8 entities at 3 per wave (3, 3, 2), then the answer
 
 
 async def test_broken_pipeline_shows_up_as_wrong_table(world: World) -> None:
@@ -83,8 +89,10 @@ async def test_broken_pipeline_shows_up_as_wrong_table(world: World) -> None:
     task = world.named_task(2, 3)
     names = [r[0] for r in task.gold_rows]
     recs = {r["title"]: r for r in world.corpus_records()}
-    corrupted = [{**r, "text": recs[names[(names.index(r["title"]) + 1) % 3]]["text"]} if r["title"] in names
-                 else r for r in world.corpus_records()]
+    corrupted = [
+        {**r, "text": recs[names[(names.index(r["title"]) + 1) % 3]]["text"]} if r["title"] in names else r
+        for r in world.corpus_records()
+    ]
     policy = WideSeekPolicy()
     async with FakeOpenAIServer(policy) as srv, aiohttp.ClientSession() as s:
         run = await RawClient(s, srv.base_url, "m", MemoryCorpus(corrupted)).rollout(task.query)
@@ -93,18 +101,28 @@ async def test_broken_pipeline_shows_up_as_wrong_table(world: World) -> None:
 
 def test_subagent_prefers_the_exact_page_over_look_alikes(world: World) -> None:
     ent = world.categories[0].entities[0]
-    prompt = (f'Find the page of "{ent.name}" (one of the {world.categories[0].label}) and report these fields, '
-              f'one per line as "Field: value": Length (km); Mouth.')
-    search = (f"# Search query: {ent.name}\n# Result:\n[Doc 1]({page_url(ent.name + ' Bridge')}): a bridge\n"
-              f"[Doc 2]({page_url(ent.name)}): the river\n")
+    prompt = (
+        f'Find the page of "{ent.name}" (one of the {world.categories[0].label}) and report these fields, '
+        f'one per line as "Field: value": Length (km); Mouth.'
+    )
+    search = (
+        f"# Search query: {ent.name}\n# Result:\n[Doc 1]({page_url(ent.name + ' Bridge')}): a bridge\n"
+        f"[Doc 2]({page_url(ent.name)}): the river\n"
+    )
     reply = WideSeekPolicy()(_subagent_request(prompt, search))
-    assert reply.tool_calls == [{"name": "access", "arguments": {"urls": [
-        {"url": page_url(ent.name), "info_to_extract": "Length (km); Mouth"}]}}]
+    assert reply.tool_calls == [
+        {
+            "name": "access",
+            "arguments": {"urls": [{"url": page_url(ent.name), "info_to_extract": "Length (km); Mouth"}]},
+        }
+    ]
 
 
 def test_subagent_searches_again_then_gives_up_explicitly() -> None:
-    prompt = ('Find the page of "Nowhere River" (one of the rivers of Atlantis) and report these fields, '
-              'one per line as "Field: value": Length (km).')
+    prompt = (
+        'Find the page of "Nowhere River" (one of the rivers of Atlantis) and report these fields, '
+        'one per line as "Field: value": Length (km).'
+    )
     miss = "# Search query: Nowhere River\n# Result:\n[Doc 1](https://synthpedia.example/wiki/Other_River): x"
     policy = WideSeekPolicy()
     second = policy(_subagent_request(prompt, miss))
@@ -118,10 +136,16 @@ def test_subagent_searches_again_then_gives_up_explicitly() -> None:
 def test_summariser_returns_only_the_page_sections(world: World) -> None:
     ent = world.categories[1].entities[0]
     page = next(r["text"] for r in world.corpus_records() if r["title"] == ent.name)
-    request = {"messages": [
-        {"role": "system", "content": "You summarise pages."},
-        {"role": "user", "content": "Rules:\n- Be brief\n- Quote numbers\nInformation to extract: Founded\n"
-                                    f"Page:\n{page}"}]}
+    request = {
+        "messages": [
+            {"role": "system", "content": "You summarise pages."},
+            {
+                "role": "user",
+                "content": "Rules:\n- Be brief\n- Quote numbers\nInformation to extract: Founded\n"
+                f"Page:\n{page}",
+            },
+        ]
+    }
     reply = WideSeekPolicy()(request)
     lines = reply.content.splitlines()[1:]
     assert lines == page_sections(page) and len(lines) == 4
@@ -131,15 +155,24 @@ def test_summariser_returns_only_the_page_sections(world: World) -> None:
 
 
 def test_field_matching_and_unknown_requests() -> None:
-    facts = [("Length", "412.5 km"), ("Tower height", "20.5 m"), ("Birth date", "1 May 1990"), ("Range", "9 nmi")]
+    facts = [
+        ("Length", "412.5 km"),
+        ("Tower height", "20.5 m"),
+        ("Birth date", "1 May 1990"),
+        ("Range", "9 nmi"),
+    ]
     assert match_field("Length (km)", facts) == "412.5 km"
     assert match_field("Height (m)", facts) == "20.5 m"
     assert match_field("Date of birth", facts) == "1 May 1990"
     assert match_field("Range (nmi)", facts) == "9 nmi"
     assert match_field("Operator", facts) is None
     policy = WideSeekPolicy()
-    bad = policy({"messages": [{"role": "user", "content": "x"}],
-                  "tools": [{"type": "function", "function": {"name": "calculator"}}]})
+    bad = policy(
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "calculator"}}],
+        }
+    )
     assert bad.status == 500 and policy.failures
     lead_bad = policy({"messages": [{"role": "user", "content": "hello"}], "tools": [LEAD]})
     assert lead_bad.status == 500 and "columns" in policy.failures[-1]
@@ -162,8 +195,10 @@ async def test_latency_model_is_exercised_by_the_policy(world: World) -> None:
     policy = WideSeekPolicy(think_tokens=50)
     task = world.named_task(0, 4)
     corpus = MemoryCorpus(world.corpus_records())
-    async with FakeOpenAIServer(policy, latency=LatencyModel(base=0.001, per_token=1e-5)) as srv, \
-            aiohttp.ClientSession() as s:
+    async with (
+        FakeOpenAIServer(policy, latency=LatencyModel(base=0.001, per_token=1e-5)) as srv,
+        aiohttp.ClientSession() as s,
+    ):
         run = await RawClient(s, srv.base_url, "m", corpus).rollout(task.query)
     assert task.mismatches(run.answer) == []
     assert srv.stats.peak_inflight == 4

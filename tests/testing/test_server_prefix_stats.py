@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import aiohttp
 
-from langgraph_wideseek.testing.server import FakeOpenAIServer, LatencyModel, PrefixTracker, Reply, request_role
+from langgraph_wideseek.testing.server import (
+    FakeOpenAIServer,
+    LatencyModel,
+    PrefixTracker,
+    Reply,
+    request_role,
+)
 
 LEAD_TOOLS = [{"type": "function", "function": {"name": "create_sub_agents"}}]
-SUB_TOOLS = [{"type": "function", "function": {"name": "search"}}, {"type": "function", "function": {"name": "access"}}]
+SUB_TOOLS = [
+    {"type": "function", "function": {"name": "search"}},
+    {"type": "function", "function": {"name": "access"}},
+]
 
 
 def test_prefix_tracker_counts_whole_leading_blocks_per_role() -> None:
     t = PrefixTracker(block=4)
     assert t.observe("a", b"abcdefgh") == 0
-    assert t.observe("a", b"abcdefghij") == 8          # both blocks seen; the 2-byte tail is not a block
-    assert t.observe("a", b"abcdXXXXabcd") == 4        # reuse stops at the first differing block
-    assert t.observe("b", b"abcdefgh") == 0            # roles do not share a cache
-    assert t.observe("a", b"XXXXefgh") == 0            # a block is identified by everything before it too
+    assert t.observe("a", b"abcdefghij") == 8  # both blocks seen; the 2-byte tail is not a block
+    assert t.observe("a", b"abcdXXXXabcd") == 4  # reuse stops at the first differing block
+    assert t.observe("b", b"abcdefgh") == 0  # roles do not share a cache
+    assert t.observe("a", b"XXXXefgh") == 0  # a block is identified by everything before it too
 
 
 def test_fixed_tokens_makes_latency_independent_of_reply_length() -> None:
@@ -34,8 +43,10 @@ def test_request_role() -> None:
 
 
 async def test_stats_endpoint_and_reset() -> None:
-    async with FakeOpenAIServer(lambda r: Reply(content="ok"), track_prefix=True) as srv, \
-            aiohttp.ClientSession() as s:
+    async with (
+        FakeOpenAIServer(lambda r: Reply(content="ok"), track_prefix=True) as srv,
+        aiohttp.ClientSession() as s,
+    ):
         system = {"role": "system", "content": "You are a subagent. " * 20}
         for task in ("first subtask", "second subtask"):
             body = {"model": "m", "tools": SUB_TOOLS, "messages": [system, {"role": "user", "content": task}]}
@@ -47,7 +58,7 @@ async def test_stats_endpoint_and_reset() -> None:
         assert stats["requests"] == 2
         (first, second) = stats["prefix_samples"]
         assert first[0] == second[0] == "subagent" and first[2] == 0 and first[3] == second[3] == 0
-        assert second[4] > 20 * len("You are a subagent. ")   # tools + system prompt were reusable
+        assert second[4] > 20 * len("You are a subagent. ")  # tools + system prompt were reusable
         # the second request reuses the tools and system prompt, i.e. all but the last ~2 blocks
         assert second[1] - 128 <= second[2] < second[1]
         assert stats["shared_prefix_bytes"]["subagent"] == second[2]
@@ -65,10 +76,16 @@ def test_part_by_part_token_ids_equal_whole_prompt_ids() -> None:
     messages = [
         {"role": "system", "content": "  leading spaces\n"},
         {"role": "user", "content": "\n\nnewlines first, then words  "},
-        {"role": "assistant", "content": "", "reasoning_content": " think ",
-         "tool_calls": [{"function": {"name": "search", "arguments": "{\"q\": 1}"}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": " think ",
+            "tool_calls": [{"function": {"name": "search", "arguments": '{"q": 1}'}}],
+        },
         {"role": "tool", "content": [{"type": "text", "text": "\tpart"}]},
     ]
     cache = _TokenCache(max_entries=2)
     for _ in range(3):  # second and third passes come (partly) from the cache, which also overflows
-        assert cache.ids(render_parts(messages, SUB_TOOLS)) == toy_tokenize(render_prompt(messages, SUB_TOOLS))
+        assert cache.ids(render_parts(messages, SUB_TOOLS)) == toy_tokenize(
+            render_prompt(messages, SUB_TOOLS)
+        )

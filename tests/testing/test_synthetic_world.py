@@ -17,8 +17,12 @@ from langgraph_wideseek.testing.synthetic import (
     page_url,
 )
 
-ALLOWED = {"exact_match": "norm_str", "number_near": "extract_number", "date_near": "norm_date",
-           "url_match": "norm_str"}
+ALLOWED = {
+    "exact_match": "norm_str",
+    "number_near": "extract_number",
+    "date_near": "norm_date",
+    "url_match": "norm_str",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,9 @@ def test_corpus_records_are_unique_well_formed_pages(world: World) -> None:
     recs = world.corpus_records()
     urls = [r["url"] for r in recs]
     assert len(urls) == len(set(urls))
-    assert all(set(r) == {"url", "title", "text"} and r["text"] and r["url"] == page_url(r["title"]) for r in recs)
+    assert all(
+        set(r) == {"url", "title", "text"} and r["text"] and r["url"] == page_url(r["title"]) for r in recs
+    )
     assert all(u.startswith(BASE_URL) for u in urls)
     names = [e.name for c in world.categories for e in c.entities]
     assert len(names) == len(set(names)) == 6 * 9
@@ -73,7 +79,10 @@ def test_gold_cells_agree_with_the_entity_pages(world: World) -> None:
             facts = _facts(pages[page_url(row[0])])
             for col, gold in zip(task.columns[1:], row[1:]):
                 step = spec[norm_column(col)]
-                assert _cell_ok(facts[labels[col]], gold, step["metric"][0], step.get("criterion")), (row[0], col)
+                assert _cell_ok(facts[labels[col]], gold, step["metric"][0], step.get("criterion")), (
+                    row[0],
+                    col,
+                )
                 checked += 1
     assert checked == 6 * 9 * 4
 
@@ -93,8 +102,13 @@ def test_related_pages_contradict_their_entity(world: World) -> None:
     """Look-alike pages carry the same labels with other values: taking them instead of the entity's own
     page must cost correctness, or they would test nothing."""
     pages = {r["title"]: r["text"] for r in world.corpus_records()}
-    related = [(t, e) for c in world.categories for e in c.entities for t in pages
-               if t.startswith(e.name + " ") and t != e.name]
+    related = [
+        (t, e)
+        for c in world.categories
+        for e in c.entities
+        for t in pages
+        if t.startswith(e.name + " ") and t != e.name
+    ]
     assert len(related) >= 10
     differing = sum(_facts(pages[t]) != _facts(pages[e.name]) for t, e in related)
     assert differing == len(related)
@@ -141,7 +155,7 @@ def test_mismatches_finds_every_kind_of_error(world: World) -> None:
     assert t.mismatches("no table here") == ["the answer holds no fenced markdown table"]
     wrong = t.model_copy(deep=True)
     wrong.gold_rows[1][1] = str(float(wrong.gold_rows[1][1]) * 2)  # length, number_near 1%
-    wrong.gold_rows[2][4] = "1650-01-01"                            # date, far off
+    wrong.gold_rows[2][4] = "1650-01-01"  # date, far off
     probs = t.mismatches(wrong.gold_markdown())
     assert len(probs) == 2 and all("!=" in p for p in probs)
     short = SyntheticTask(**{**t.model_dump(), "gold_rows": t.gold_rows[:-1]})

@@ -66,7 +66,9 @@ def test_dual_level_weights_hand_computed():
 
 
 def test_dual_level_weights_skip_agents_without_trained_tokens():
-    w, n_agents, _ = dual_level_row_weights(torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2]), torch.tensor([4, 0, 6]))
+    w, n_agents, _ = dual_level_row_weights(
+        torch.tensor([0, 0, 0]), torch.tensor([0, 1, 2]), torch.tensor([4, 0, 6])
+    )
     assert n_agents.tolist() == [2]
     assert w.tolist() == pytest.approx([1 / 8, 0.0, 1 / 12])
 
@@ -127,7 +129,10 @@ def test_fold_batch_end_to_end_with_string_keys():
 def test_fold_batch_agent_ids_are_scoped_by_rollout():
     # The same agent id "lead" in two rollouts is two agents.
     out = fold_batch(
-        rewards=[1.0, 0.0], group_keys=["g", "g"], rollout_keys=["r1", "r2"], agent_keys=["lead", "lead"],
+        rewards=[1.0, 0.0],
+        group_keys=["g", "g"],
+        rollout_keys=["r1", "r2"],
+        agent_keys=["lead", "lead"],
         row_tokens=[4, 4],
     )
     assert out.row_weight.tolist() == pytest.approx([0.25, 0.25])
@@ -135,27 +140,43 @@ def test_fold_batch_agent_ids_are_scoped_by_rollout():
 
 def test_fold_batch_rejects_two_rewards_in_one_rollout():
     with pytest.raises(ValueError, match="different rewards"):
-        fold_batch(rewards=[1.0, 0.0], group_keys=["g", "g"], rollout_keys=["r", "r"], agent_keys=["a", "b"],
-                   row_tokens=[1, 1])
+        fold_batch(
+            rewards=[1.0, 0.0],
+            group_keys=["g", "g"],
+            rollout_keys=["r", "r"],
+            agent_keys=["a", "b"],
+            row_tokens=[1, 1],
+        )
 
 
 def test_fold_batch_rejects_rollout_in_two_groups():
     with pytest.raises(ValueError, match="two task groups"):
-        fold_batch(rewards=[1.0, 1.0], group_keys=["g1", "g2"], rollout_keys=["r", "r"], agent_keys=["a", "b"],
-                   row_tokens=[1, 1])
+        fold_batch(
+            rewards=[1.0, 1.0],
+            group_keys=["g1", "g2"],
+            rollout_keys=["r", "r"],
+            agent_keys=["a", "b"],
+            row_tokens=[1, 1],
+        )
 
 
 def test_fold_batch_rejects_no_tokens_and_nonfinite_reward():
     with pytest.raises(ValueError, match="no trainable"):
         fold_batch(rewards=[1.0], group_keys=["g"], rollout_keys=["r"], agent_keys=["a"], row_tokens=[0])
     with pytest.raises(ValueError, match="finite"):
-        fold_batch(rewards=[float("nan")], group_keys=["g"], rollout_keys=["r"], agent_keys=["a"], row_tokens=[1])
+        fold_batch(
+            rewards=[float("nan")], group_keys=["g"], rollout_keys=["r"], agent_keys=["a"], row_tokens=[1]
+        )
 
 
 def test_fold_batch_clip_matches_openrlhf_reward_clip():
     out = fold_batch(
-        rewards=[0.0, 0.0, 0.0, 1.0], group_keys=["g"] * 4, rollout_keys=list("abcd"), agent_keys=["x"] * 4,
-        row_tokens=[1, 1, 1, 1], advantage_clip=(-0.4, 1.0),
+        rewards=[0.0, 0.0, 0.0, 1.0],
+        group_keys=["g"] * 4,
+        rollout_keys=list("abcd"),
+        agent_keys=["x"] * 4,
+        row_tokens=[1, 1, 1, 1],
+        advantage_clip=(-0.4, 1.0),
     )
     # unclipped: mean .25, unbiased std .5 -> [-0.5, -0.5, -0.5, 1.5]
     assert out.rollout_advantage.tolist() == pytest.approx([-0.4, -0.4, -0.4, 1.0])
@@ -177,7 +198,7 @@ def test_folded_ppo_gradient_equals_spec_objective_gradient():
     width = max(lens)
     mask = torch.tensor([[1] * n + [0] * (width - n) for n in lens], dtype=torch.float64)
     logp = torch.randn(len(lens), width, generator=g, dtype=torch.float64, requires_grad=True)
-    old = (logp.detach() + 0.3 * torch.randn(len(lens), width, generator=g, dtype=torch.float64))
+    old = logp.detach() + 0.3 * torch.randn(len(lens), width, generator=g, dtype=torch.float64)
 
     def ppo(adv):  # per-token PPO loss with asymmetric and dual clip, as OpenRLHF's PolicyLoss
         ratio = (logp - old).exp()
@@ -185,11 +206,15 @@ def test_folded_ppo_gradient_equals_spec_objective_gradient():
         c1 = torch.min(s1, s2)
         return -torch.where(adv < 0, torch.max(c1, 10.0 * adv), c1)
 
-    out = fold_batch(rewards=rewards, group_keys=group, rollout_keys=rollout, agent_keys=agent, row_tokens=lens)
+    out = fold_batch(
+        rewards=rewards, group_keys=group, rollout_keys=rollout, agent_keys=agent, row_tokens=lens
+    )
     folded_loss = (ppo(out.folded.double()[:, None].expand(-1, width)) * mask).sum() / mask.sum()
     (g_folded,) = torch.autograd.grad(folded_loss, logp)
 
-    spec_loss = dual_level_objective(ppo(out.row_advantage.double()[:, None].expand(-1, width)), mask, rollout, agent)
+    spec_loss = dual_level_objective(
+        ppo(out.row_advantage.double()[:, None].expand(-1, width)), mask, rollout, agent
+    )
     (g_spec,) = torch.autograd.grad(spec_loss, logp)
     # folded advantages are float32 (what OpenRLHF stores), hence the tolerance
     assert folded_loss.item() == pytest.approx(spec_loss.item(), rel=1e-6)

@@ -24,8 +24,10 @@ from training.testing import ScriptedEngine, TextScript, default_logprob, model_
 ASSETS = Path(__file__).parent / "assets"
 REPO = Path(__file__).resolve().parents[2]
 
-QUESTION = ("List the albums of the band Nimbus Quartet with their release year. Answer with a markdown table "
-            "with columns Album, Year.")
+QUESTION = (
+    "List the albums of the band Nimbus Quartet with their release year. Answer with a markdown table "
+    "with columns Album, Year."
+)
 TASK = {
     "instance_id": "width_test_1",
     "question": QUESTION,
@@ -36,27 +38,61 @@ TASK = {
     "language": "en",
 }
 CORPUS = [
-    {"url": "https://music.example/nimbus", "title": "Nimbus Quartet",
-     "text": "Nimbus Quartet is a jazz band. Their debut album First Light was released in 1999."},
-    {"url": "https://music.example/second-wind", "title": "Second Wind (album)",
-     "text": "Second Wind is the second album by Nimbus Quartet, released in 2003."},
+    {
+        "url": "https://music.example/nimbus",
+        "title": "Nimbus Quartet",
+        "text": "Nimbus Quartet is a jazz band. Their debut album First Light was released in 1999.",
+    },
+    {
+        "url": "https://music.example/second-wind",
+        "title": "Second Wind (album)",
+        "text": "Second Wind is the second album by Nimbus Quartet, released in 2003.",
+    },
 ]
 FINAL_TABLE = "```markdown\n| Album | Year |\n|---|---|\n| First Light | 1999 |\n| Second Wind | 2003 |\n```"
 
-LEAD_CALL = model_text(reasoning="Split by album.", tool_calls=[("create_sub_agents", {"sub_agents": [
-    {"prompt": "Find the release year of the album First Light"},
-    {"prompt": "Find the release year of the album Second Wind"},
-    {"prompt": "Find the release year of the album Third Rail"},
-]})])
+LEAD_CALL = model_text(
+    reasoning="Split by album.",
+    tool_calls=[
+        (
+            "create_sub_agents",
+            {
+                "sub_agents": [
+                    {"prompt": "Find the release year of the album First Light"},
+                    {"prompt": "Find the release year of the album Second Wind"},
+                    {"prompt": "Find the release year of the album Third Rail"},
+                ]
+            },
+        )
+    ],
+)
 LEAD_FINAL = model_text(FINAL_TABLE, reasoning="Two of three found.")
 SUB_FIRST = [
-    model_text(reasoning="search", tool_calls=[("search", {"queries": [{"query": "Nimbus Quartet First Light"}]})]),
-    model_text(reasoning="read", tool_calls=[("access", {"urls": [
-        {"url": "https://music.example/nimbus", "info_to_extract": "release year of First Light"}]})]),
+    model_text(
+        reasoning="search", tool_calls=[("search", {"queries": [{"query": "Nimbus Quartet First Light"}]})]
+    ),
+    model_text(
+        reasoning="read",
+        tool_calls=[
+            (
+                "access",
+                {
+                    "urls": [
+                        {
+                            "url": "https://music.example/nimbus",
+                            "info_to_extract": "release year of First Light",
+                        }
+                    ]
+                },
+            )
+        ],
+    ),
     model_text("First Light was released in 1999.", reasoning="done"),
 ]
 SUB_SECOND = [model_text("Second Wind: 2003.", reasoning="I know this one.")]
-SUB_THIRD_FOREVER = model_text(reasoning="keep looking", tool_calls=[("search", {"queries": [{"query": "Third Rail"}]})])
+SUB_THIRD_FOREVER = model_text(
+    reasoning="keep looking", tool_calls=[("search", {"queries": [{"query": "Third Rail"}]})]
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +108,43 @@ def corpus(tmp_path) -> Path:
 
 
 def settings(tmp_path: Path, corpus: Path, **graph) -> ExecutorSettings:
-    g = {"search": "local", "corpus": str(corpus), "index_dir": str(tmp_path / "index"),
-         "summarize_pages": False, "max_subagent_turns": 3, "max_lead_turns": 3, "max_retries": 0, **graph}
+    g = {
+        "search": "local",
+        "corpus": str(corpus),
+        "index_dir": str(tmp_path / "index"),
+        "summarize_pages": False,
+        "max_subagent_turns": 3,
+        "max_lead_turns": 3,
+        "max_retries": 0,
+        **graph,
+    }
     return ExecutorSettings(graph=g)
 
 
 def openrlhf_params(**kw) -> SamplingParamsLite:
-    return SamplingParamsLite(**{"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_tokens": None,
-                                 "min_tokens": 1, "skip_special_tokens": False, "logprobs": None, **kw})
+    return SamplingParamsLite(
+        **{
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "top_k": -1,
+            "max_tokens": None,
+            "min_tokens": 1,
+            "skip_special_tokens": False,
+            "logprobs": None,
+            **kw,
+        }
+    )
 
 
 def script() -> TextScript:
-    return TextScript(lead=[LEAD_CALL, LEAD_FINAL], subagents={
-        "album First Light": SUB_FIRST,
-        "album Second Wind": SUB_SECOND,
-        "album Third Rail": [SUB_THIRD_FOREVER] * 3,
-    })
+    return TextScript(
+        lead=[LEAD_CALL, LEAD_FINAL],
+        subagents={
+            "album First Light": SUB_FIRST,
+            "album Second Wind": SUB_SECOND,
+            "album Third Rail": [SUB_THIRD_FOREVER] * 3,
+        },
+    )
 
 
 def row_share(result, label) -> tuple[float, dict[str, float]]:
@@ -112,7 +169,14 @@ async def test_execute_returns_aligned_rows_for_every_kept_call(tok, tmp_path, c
     assert len(engine.calls) == 2 + 3 + 1 + 3
     assert len(rows) == 6
     roles = [(r["wideseek"]["role"], r["wideseek"]["turn"]) for r in rows]
-    assert roles == [("lead", 1), ("lead", 2), ("subagent", 1), ("subagent", 2), ("subagent", 3), ("subagent", 1)]
+    assert roles == [
+        ("lead", 1),
+        ("lead", 2),
+        ("subagent", 1),
+        ("subagent", 2),
+        ("subagent", 3),
+        ("subagent", 1),
+    ]
 
     engine_prompts = [tuple(p) for p, _ in engine.calls]
     end_id = tok.convert_tokens_to_ids("<|im_end|>")
@@ -126,7 +190,8 @@ async def test_execute_returns_aligned_rows_for_every_kept_call(tok, tmp_path, c
         action = obs[start:end]
         assert action[-1] == end_id
         assert row["rollout_log_probs"][start:end] == pytest.approx(
-            [default_logprob(i, t) for i, t in enumerate(action)])
+            [default_logprob(i, t) for i, t in enumerate(action)]
+        )
         assert set(row["rollout_log_probs"][:start]) == {0.0}
         texts.append(tok.decode(action[:-1]))
         assert row["reward"] == pytest.approx(2 / 3) and row["scores"] == pytest.approx(2 / 3)
@@ -162,8 +227,9 @@ async def test_openrlhf_sampling_params_drive_every_call(tok, tmp_path, corpus):
     ex = AgentExecutor(settings(tmp_path, corpus), reward_fn=row_share)
     rec = convert_wideseek_record(TASK)
     try:
-        await ex.execute(rec["prompt"], rec["label"], openrlhf_params(temperature=0.6, top_p=0.95), 8192, tok,
-                         engine)
+        await ex.execute(
+            rec["prompt"], rec["label"], openrlhf_params(temperature=0.6, top_p=0.95), 8192, tok, engine
+        )
     finally:
         await ex.aclose()
     temps = {(sp.temperature, sp.top_p, sp.top_k, sp.min_tokens) for _, sp in engine.calls}
@@ -180,9 +246,14 @@ async def test_lead_failure_keeps_every_row_with_reward_zero(tok, tmp_path, corp
         calls.append(result)
         return 1.0
 
-    sc = TextScript(lead=[LEAD_CALL, LEAD_CALL], subagents={
-        "album First Light": SUB_SECOND, "album Second Wind": SUB_SECOND,
-        "album Third Rail": [SUB_THIRD_FOREVER] * 3})
+    sc = TextScript(
+        lead=[LEAD_CALL, LEAD_CALL],
+        subagents={
+            "album First Light": SUB_SECOND,
+            "album Second Wind": SUB_SECOND,
+            "album Third Rail": [SUB_THIRD_FOREVER] * 3,
+        },
+    )
     engine = ScriptedEngine(tok, sc)
     ex = AgentExecutor(settings(tmp_path, corpus, max_lead_turns=2), reward_fn=reward)
     rec = convert_wideseek_record(TASK)
@@ -204,8 +275,9 @@ async def test_concurrent_samples_share_one_endpoint_and_keep_rollouts_apart(tok
     ex = AgentExecutor(settings(tmp_path, corpus), reward_fn=row_share)
     rec = convert_wideseek_record(TASK)
     try:
-        outs = await asyncio.gather(*[
-            ex.execute(rec["prompt"], rec["label"], openrlhf_params(), 8192, tok, engine) for _ in range(4)])
+        outs = await asyncio.gather(
+            *[ex.execute(rec["prompt"], rec["label"], openrlhf_params(), 8192, tok, engine) for _ in range(4)]
+        )
         port = ex.endpoint.port
     finally:
         await ex.aclose()
@@ -217,9 +289,14 @@ async def test_concurrent_samples_share_one_endpoint_and_keep_rollouts_apart(tok
 
 async def test_context_limit_fails_the_overflowing_agent_not_the_step(tok, tmp_path, corpus):
     long_report = model_text("word " * 3000, reasoning="verbose")
-    sc = TextScript(lead=[LEAD_CALL, LEAD_FINAL], subagents={
-        "album First Light": [long_report], "album Second Wind": SUB_SECOND,
-        "album Third Rail": [SUB_THIRD_FOREVER] * 3})
+    sc = TextScript(
+        lead=[LEAD_CALL, LEAD_FINAL],
+        subagents={
+            "album First Light": [long_report],
+            "album Second Wind": SUB_SECOND,
+            "album Third Rail": [SUB_THIRD_FOREVER] * 3,
+        },
+    )
     engine = ScriptedEngine(tok, sc)
     ex = AgentExecutor(settings(tmp_path, corpus), reward_fn=row_share)
     rec = convert_wideseek_record(TASK)
@@ -243,7 +320,9 @@ async def test_reward_errors_raise_or_drop_the_rollout(tok, tmp_path, corpus):
     ex = AgentExecutor(settings(tmp_path, corpus), reward_fn=broken)
     try:
         with pytest.raises(RuntimeError, match="judge unreachable"):
-            await ex.execute(rec["prompt"], rec["label"], openrlhf_params(), 8192, tok, ScriptedEngine(tok, script()))
+            await ex.execute(
+                rec["prompt"], rec["label"], openrlhf_params(), 8192, tok, ScriptedEngine(tok, script())
+            )
         assert ex.endpoint is not None and ex.endpoint._slots == {}  # the rollout was closed anyway
     finally:
         await ex.aclose()
@@ -251,8 +330,9 @@ async def test_reward_errors_raise_or_drop_the_rollout(tok, tmp_path, corpus):
     s.on_rollout_error = "drop"
     ex = AgentExecutor(s, reward_fn=broken)
     try:
-        rows = await ex.execute(rec["prompt"], rec["label"], openrlhf_params(), 8192, tok,
-                                ScriptedEngine(tok, script()))
+        rows = await ex.execute(
+            rec["prompt"], rec["label"], openrlhf_params(), 8192, tok, ScriptedEngine(tok, script())
+        )
     finally:
         await ex.aclose()
     assert rows == []
@@ -262,11 +342,18 @@ async def test_a_label_not_built_by_training_data_is_rejected(tok, tmp_path, cor
     ex = AgentExecutor(settings(tmp_path, corpus), reward_fn=row_share)
     with pytest.raises(ValueError, match="python -m training.data"):
         await ex.execute("q", "the answer is 42", openrlhf_params(), 8192, tok, ScriptedEngine(tok, script()))
-    templated = tok.apply_chat_template([{"role": "user", "content": QUESTION}], tokenize=False,
-                                        add_generation_prompt=True)
+    templated = tok.apply_chat_template(
+        [{"role": "user", "content": QUESTION}], tokenize=False, add_generation_prompt=True
+    )
     with pytest.raises(ValueError, match="--data.apply_chat_template"):
-        await ex.execute(templated, convert_wideseek_record(TASK)["label"], openrlhf_params(), 8192, tok,
-                         ScriptedEngine(tok, script()))
+        await ex.execute(
+            templated,
+            convert_wideseek_record(TASK)["label"],
+            openrlhf_params(),
+            8192,
+            tok,
+            ScriptedEngine(tok, script()),
+        )
     await ex.aclose()
 
 
@@ -275,9 +362,15 @@ def test_openrlhf_loads_the_file_by_path_from_anywhere(tmp_path, corpus):
     """What OpenRLHF 0.11.2 does in each Ray actor: import the file as a bare module, check the base class,
     call the no-argument constructor (settings from WIDESEEK_TRAIN_CONFIG)."""
     cfg = tmp_path / "train.json"
-    cfg.write_text(json.dumps({"graph": {"search": "local", "corpus": str(corpus)},
-                               "reward": {"function": f"{REPO / 'tests/training/test_agent_executor.py'}:row_share"},
-                               "rollout_timeout": 600}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "graph": {"search": "local", "corpus": str(corpus)},
+                "reward": {"function": f"{REPO / 'tests/training/test_agent_executor.py'}:row_share"},
+                "rollout_timeout": 600,
+            }
+        )
+    )
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('agent_module', {str(REPO / 'training/agent_executor.py')!r})\n"
@@ -289,15 +382,15 @@ def test_openrlhf_loads_the_file_by_path_from_anywhere(tmp_path, corpus):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["WIDESEEK_TRAIN_CONFIG"] = str(cfg)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["600.0", "local", "row_share"]
     # with OpenRLHF installed the class derives from OpenRLHF's own base (its issubclass check passes)
     expect = "openrlhf.utils.agent" if importlib.util.find_spec("openrlhf") else "agent_module"
     assert lines[1] == expect
-
 
 
 def test_bad_settings_file_is_a_clear_error(tmp_path, monkeypatch):

@@ -42,14 +42,22 @@ async def test_executor_rows_through_the_extension_and_the_grpo_math(tok, tmp_pa
     def reward(result, label):
         return next(rewards), {"fixed": 1.0}
 
-    settings = ExecutorSettings(graph={"search": "local", "corpus": str(corpus), "index_dir": str(tmp_path / "ix"),
-                                       "summarize_pages": False})
+    settings = ExecutorSettings(
+        graph={
+            "search": "local",
+            "corpus": str(corpus),
+            "index_dir": str(tmp_path / "ix"),
+            "summarize_pages": False,
+        }
+    )
     ex = AgentExecutor(settings, reward_fn=reward)
     engine = ScriptedEngine(tok, PolicyScript(WideSeekPolicy()))
     params = SamplingParamsLite(top_k=-1, max_tokens=None, min_tokens=1, skip_special_tokens=False)
     max_len = 16384
     try:
-        results = [await ex.execute(rec["prompt"], rec["label"], params, max_len, tok, engine) for _ in range(GROUP)]
+        results = [
+            await ex.execute(rec["prompt"], rec["label"], params, max_len, tok, engine) for _ in range(GROUP)
+        ]
     finally:
         await ex.aclose()
 
@@ -58,7 +66,7 @@ async def test_executor_rows_through_the_extension_and_the_grpo_math(tok, tmp_pa
     for row, stamp in stamped:
         exp = row_to_experience(row, stamp, max_len=max_len)
         mask = exp.action_mask[0]
-        (s, e), = row["action_ranges"]
+        ((s, e),) = row["action_ranges"]
         # OpenRLHF's action mask is shifted by one (it scores token t from position t-1)
         assert int(mask.sum()) == e - s and bool(mask[s - 1]) and not bool(mask[s - 2])
         trained = exp.sequences[0][1:][mask.bool()].tolist()
@@ -78,8 +86,11 @@ async def test_executor_rows_through_the_extension_and_the_grpo_math(tok, tmp_pa
     # dual-level weighting: within each rollout, every agent weighs 1/N_i and its tokens share that weight
     for key in folded.rollout_keys:
         idx = [i for i, (_, st) in enumerate(stamped) if st.rollout_key == key]
-        mass = sum(float(folded.row_weight[i]) * (stamped[i][0]["action_ranges"][0][1]
-                                                  - stamped[i][0]["action_ranges"][0][0]) for i in idx)
+        mass = sum(
+            float(folded.row_weight[i])
+            * (stamped[i][0]["action_ranges"][0][1] - stamped[i][0]["action_ranges"][0][0])
+            for i in idx
+        )
         assert mass == pytest.approx(1.0, rel=1e-5)
         assert int(folded.num_agents[folded.rollout_keys.index(key)]) == stamped[idx[0]][1].meta.num_agents
     # the GRPO advantage: (R - mean) / (std + eps) over the group's four rollouts

@@ -15,12 +15,25 @@ from training.reward import RewardSettings, RolloutReward, as_reward, load_funct
 ASSETS = Path(__file__).parent / "assets"
 
 
-def result(answer: str | None, *, status: str = "ok", access: bool = True, gen_tokens: int = 10) -> WideSeekResult:
-    calls = [{"id": "c", "type": "function", "function": {"name": "access", "arguments": "{}"}}] if access else []
-    turn = TurnRecord(turn=1, messages=[], completion=Completion(content="x", tool_calls=calls),
-                      prompt_token_ids=[1], completion_token_ids=list(range(gen_tokens)))
-    traj = Trajectory(rollout_id="r", question="q", answer=answer, agents=[
-        AgentTrajectory(agent_id="lead", role="lead", status=status, turns=[turn])])
+def result(
+    answer: str | None, *, status: str = "ok", access: bool = True, gen_tokens: int = 10
+) -> WideSeekResult:
+    calls = (
+        [{"id": "c", "type": "function", "function": {"name": "access", "arguments": "{}"}}] if access else []
+    )
+    turn = TurnRecord(
+        turn=1,
+        messages=[],
+        completion=Completion(content="x", tool_calls=calls),
+        prompt_token_ids=[1],
+        completion_token_ids=list(range(gen_tokens)),
+    )
+    traj = Trajectory(
+        rollout_id="r",
+        question="q",
+        answer=answer,
+        agents=[AgentTrajectory(agent_id="lead", role="lead", status=status, turns=[turn])],
+    )
     return WideSeekResult(question="q", answer=answer, status=status, trajectory=traj)
 
 
@@ -29,11 +42,23 @@ def test_as_reward_accepts_numbers_pairs_and_breakdowns():
     assert as_reward((1, {"a": 2})) == (1.0, {"a": 2.0})
 
     class Breakdown:
-        total, item_f1, format_bonus, access_bonus, length_penalty, judge_failures = 1.1, 1.0, 0.1, 0.05, 0.05, 0
+        total, item_f1, format_bonus, access_bonus, length_penalty, judge_failures = (
+            1.1,
+            1.0,
+            0.1,
+            0.05,
+            0.05,
+            0,
+        )
 
     total, parts = as_reward(Breakdown())
-    assert total == 1.1 and set(parts) == {"item_f1", "format_bonus", "access_bonus", "length_penalty",
-                                           "judge_failures"}
+    assert total == 1.1 and set(parts) == {
+        "item_f1",
+        "format_bonus",
+        "access_bonus",
+        "length_penalty",
+        "judge_failures",
+    }
     for bad in ("1.0", None, True):
         with pytest.raises(TypeError):
             as_reward(bad)
@@ -66,16 +91,29 @@ async def test_custom_async_reward():
     assert await rw(result("a"), parse_label(convert_wideseek_record(QA)["label"])) == (0.75, {"x": 1.0})
 
 
-QA = {"instance_id": "d1", "question": "Who? Put it in \\boxed{}.", "answer": ["Ada Lovelace"], "is_markdown": False}
-TABLE = {"instance_id": "w1", "question": "Albums?", "is_markdown": True, "unique_columns": ["Album"],
-         "answer": "| Album | Year |\n|---|---|\n| First | 1999 |\n| Second | 2003 |",
-         "evaluation": {"required": ["album", "year"]}}
+QA = {
+    "instance_id": "d1",
+    "question": "Who? Put it in \\boxed{}.",
+    "answer": ["Ada Lovelace"],
+    "is_markdown": False,
+}
+TABLE = {
+    "instance_id": "w1",
+    "question": "Albums?",
+    "is_markdown": True,
+    "unique_columns": ["Album"],
+    "answer": "| Album | Year |\n|---|---|\n| First | 1999 |\n| Second | 2003 |",
+    "evaluation": {"required": ["album", "year"]},
+}
 
 
 # --- the WideSeek-R1 reward (langgraph_wideseek.eval.reward + the exact scorer) --------------------------------------
 
+
 def needs_reward_module():
-    return pytest.importorskip("langgraph_wideseek.eval.reward", reason="the reward module lands with the eval work")
+    return pytest.importorskip(
+        "langgraph_wideseek.eval.reward", reason="the reward module lands with the eval work"
+    )
 
 
 def test_labels_become_scorer_tasks():
@@ -109,7 +147,9 @@ async def test_wideseek_reward_on_the_synthetic_world_with_exact_scoring():
         total, parts = await rw(result(task.gold_markdown()), label)
         assert parts["item_f1"] == 1.0 and total == pytest.approx(1.0 + 0.1 + 0.05)
         half = task.gold_markdown().splitlines()
-        total2, parts2 = await rw(result("\n".join(half[:-2] + half[-1:]), access=False), label)  # a row fewer
+        total2, parts2 = await rw(
+            result("\n".join(half[:-2] + half[-1:]), access=False), label
+        )  # a row fewer
         assert 0 < parts2["item_f1"] < 1 and parts2["access_bonus"] == 0.0
         total3, parts3 = await rw(result("no table at all"), label)
         assert total3 == 0.0 and set(parts3) == set(parts)  # same logged parts whatever happens

@@ -46,11 +46,25 @@ async def test_list_task_two_waves_every_call_a_row(tok, tmp_path):
     engine = ScriptedEngine(tok, PolicyScript(policy))
     from training.rollout import ExecutorSettings
 
-    settings = ExecutorSettings(graph={"search": "local", "corpus": str(corpus), "index_dir": str(tmp_path / "ix"),
-                                       "summarize_pages": True, "max_retries": 0})
+    settings = ExecutorSettings(
+        graph={
+            "search": "local",
+            "corpus": str(corpus),
+            "index_dir": str(tmp_path / "ix"),
+            "summarize_pages": True,
+            "max_retries": 0,
+        }
+    )
     ex = AgentExecutor(settings, reward_fn=exact_reward(world))
-    params = SamplingParamsLite(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=None, min_tokens=1,
-                                skip_special_tokens=False, logprobs=None)
+    params = SamplingParamsLite(
+        temperature=1.0,
+        top_p=1.0,
+        top_k=-1,
+        max_tokens=None,
+        min_tokens=1,
+        skip_special_tokens=False,
+        logprobs=None,
+    )
     try:
         rows = await ex.execute(row["prompt"], row["label"], params, 16384, tok, engine)
     finally:

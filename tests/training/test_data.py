@@ -68,13 +68,16 @@ def test_required_columns_default_to_the_gold_header():
     assert parse_label(row["label"]).required_columns == ["album", "year"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"question": ""}, "question"),
-    ({"answer": "no table here", "is_markdown": True}, "no markdown table"),
-    ({"unique_columns": ["Artist"]}, "not in the gold table"),
-    ({"evaluation": "{broken"}, "evaluation is not valid JSON"),
-    ({"instance_id": None}, "instance_id"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"question": ""}, "question"),
+        ({"answer": "no table here", "is_markdown": True}, "no markdown table"),
+        ({"unique_columns": ["Artist"]}, "not in the gold table"),
+        ({"evaluation": "{broken"}, "evaluation is not valid JSON"),
+        ({"instance_id": None}, "instance_id"),
+    ],
+)
 def test_malformed_records_are_rejected_with_the_reason(change, message):
     with pytest.raises(ValueError, match=message):
         convert_wideseek_record(dict(TABLE, **change))
@@ -107,11 +110,27 @@ def test_parse_label_rejects_foreign_labels():
 
 
 def test_cli_wideseek_jsonl_with_eval_split(tmp_path, capsys):
-    src = write_jsonl(tmp_path / "hybrid.jsonl", [
-        dict(TABLE, instance_id=f"w{i}") for i in range(6)] + [dict(QA, instance_id=f"d{i}") for i in range(4)])
+    src = write_jsonl(
+        tmp_path / "hybrid.jsonl",
+        [dict(TABLE, instance_id=f"w{i}") for i in range(6)]
+        + [dict(QA, instance_id=f"d{i}") for i in range(4)],
+    )
     out, ev = tmp_path / "out" / "train.jsonl", tmp_path / "out" / "eval.jsonl"
-    rc = main(["wideseek-r1", str(src), "--out", str(out), "--eval-out", str(ev), "--eval-size", "3",
-               "--shuffle", "--seed", "1"])
+    rc = main(
+        [
+            "wideseek-r1",
+            str(src),
+            "--out",
+            str(out),
+            "--eval-out",
+            str(ev),
+            "--eval-size",
+            "3",
+            "--shuffle",
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     train = [json.loads(x) for x in out.read_text().splitlines()]
     held = [json.loads(x) for x in ev.read_text().splitlines()]
@@ -136,8 +155,20 @@ def test_cli_reads_back_with_openrlhf_style_loading(tmp_path):
 
 def test_cli_widesearch(tmp_path):
     out = tmp_path / "ws.jsonl"
-    assert main(["widesearch", "--tasks", str(ASSETS / "tasks.jsonl"), "--gold", str(ASSETS / "gold"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "widesearch",
+                "--tasks",
+                str(ASSETS / "tasks.jsonl"),
+                "--gold",
+                str(ASSETS / "gold"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["instance_id"] for r in rows] == ["ws_en_002", "ws_zh_003"]
     assert parse_label(rows[1]["label"]).language == "zh"
@@ -178,8 +209,24 @@ def test_cli_synthetic_world_writes_tasks_and_their_corpus(tmp_path, capsys):
     from langgraph_wideseek.testing import World
 
     out, corpus = tmp_path / "syn.jsonl", tmp_path / "corpus.jsonl"
-    assert main(["synthetic", "--world-seed", "3", "--categories", "2", "--entities", "3", "--corpus-out",
-                 str(corpus), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "synthetic",
+                "--world-seed",
+                "3",
+                "--categories",
+                "2",
+                "--entities",
+                "3",
+                "--corpus-out",
+                str(corpus),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     world = World.generate(3, 2, 3)
     tasks = {t.instance_id: t for t in world.tasks(named_count=3)}

@@ -18,13 +18,26 @@ from training.testing import ScriptedEngine, model_text
 
 ASSETS = Path(__file__).parent / "assets"
 
-SEARCH_TOOL = {"type": "function", "function": {
-    "name": "search", "description": "Search the web.",
-    "parameters": {"type": "object", "properties": {"queries": {"type": "array", "items": {"type": "object"}}},
-                   "required": ["queries"]}}}
-ACCESS_TOOL = {"type": "function", "function": {
-    "name": "access", "description": "Read pages.",
-    "parameters": {"type": "object", "properties": {"urls": {"type": "array"}}, "required": ["urls"]}}}
+SEARCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "search",
+        "description": "Search the web.",
+        "parameters": {
+            "type": "object",
+            "properties": {"queries": {"type": "array", "items": {"type": "object"}}},
+            "required": ["queries"],
+        },
+    },
+}
+ACCESS_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "access",
+        "description": "Read pages.",
+        "parameters": {"type": "object", "properties": {"urls": {"type": "array"}}, "required": ["urls"]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +47,18 @@ def tok():
 
 def base_params(**kw) -> SamplingParamsLite:
     # What OpenRLHF 0.11.2's SamplesGenerator builds for an agent executor.
-    return SamplingParamsLite(**{"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_tokens": None,
-                                 "min_tokens": 1, "skip_special_tokens": False, "logprobs": None, **kw})
+    return SamplingParamsLite(
+        **{
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "top_k": -1,
+            "max_tokens": None,
+            "min_tokens": 1,
+            "skip_special_tokens": False,
+            "logprobs": None,
+            **kw,
+        }
+    )
 
 
 async def post(url: str, body: dict) -> tuple[int, dict]:
@@ -48,12 +71,18 @@ def chat(messages, **kw) -> dict:
     return {"model": "policy", "messages": messages, "return_token_ids": True, "logprobs": True, **kw}
 
 
-USER = [{"role": "system", "content": "You are a subagent."}, {"role": "user", "content": "Find the founding year."}]
+USER = [
+    {"role": "system", "content": "You are a subagent."},
+    {"role": "user", "content": "Find the founding year."},
+]
 
 
 async def test_tool_call_and_reasoning_go_through_the_real_parser(tok):
-    raw = model_text("Let me look.", reasoning="I should search first.",
-                     tool_calls=[("search", {"queries": [{"query": "company founding year", "count": 3}]})])
+    raw = model_text(
+        "Let me look.",
+        reasoning="I should search first.",
+        tool_calls=[("search", {"queries": [{"query": "company founding year", "count": 3}]})],
+    )
     engine = ScriptedEngine(tok, lambda prompt: raw)
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
     url = await ep.start()
@@ -69,11 +98,14 @@ async def test_tool_call_and_reasoning_go_through_the_real_parser(tok):
     assert choice["finish_reason"] == "tool_calls"
     (call,) = msg["tool_calls"]
     assert call["type"] == "function" and call["function"]["name"] == "search"
-    assert json.loads(call["function"]["arguments"]) == {"queries": [{"query": "company founding year", "count": 3}]}
+    assert json.loads(call["function"]["arguments"]) == {
+        "queries": [{"query": "company founding year", "count": 3}]
+    }
 
     # the prompt ids are exactly the chat template with tools, tokenized
-    expected_prompt = tok.apply_chat_template(USER, tools=[SEARCH_TOOL, ACCESS_TOOL], add_generation_prompt=True,
-                                              tokenize=False)
+    expected_prompt = tok.apply_chat_template(
+        USER, tools=[SEARCH_TOOL, ACCESS_TOOL], add_generation_prompt=True, tokenize=False
+    )
     assert body["prompt_token_ids"] == tok(expected_prompt, add_special_tokens=False)["input_ids"]
     assert engine.calls[0][0] == body["prompt_token_ids"]
     # completion ids are the engine's, ending in the end-of-turn token; logprobs line up one per id
@@ -83,8 +115,11 @@ async def test_tool_call_and_reasoning_go_through_the_real_parser(tok):
     lps = [c["logprob"] for c in choice["logprobs"]["content"]]
     assert len(lps) == len(ids) and all(lp < 0 for lp in lps)
     assert len(set(lps)) > 3
-    assert body["usage"] == {"prompt_tokens": len(body["prompt_token_ids"]), "completion_tokens": len(ids),
-                             "total_tokens": len(body["prompt_token_ids"]) + len(ids)}
+    assert body["usage"] == {
+        "prompt_tokens": len(body["prompt_token_ids"]),
+        "completion_tokens": len(ids),
+        "total_tokens": len(body["prompt_token_ids"]) + len(ids),
+    }
 
 
 async def test_final_answer_without_tools_and_dangling_think(tok):
@@ -104,8 +139,9 @@ async def test_final_answer_without_tools_and_dangling_think(tok):
 
 async def test_malformed_tool_call_stays_content_like_vllm_and_the_client_reports_it(tok):
     raw = 'Calling.\n<tool_call>\n{"name": "search", "arguments": {"queries": [}\n</tool_call>'
-    ep = ChatEndpoint(tok, engine=ScriptedEngine(tok, lambda p: raw), sampling_params=base_params(),
-                      max_length=4096)
+    ep = ChatEndpoint(
+        tok, engine=ScriptedEngine(tok, lambda p: raw), sampling_params=base_params(), max_length=4096
+    )
     url = await ep.start()
     try:
         status, body = await post(url, chat(USER, tools=[SEARCH_TOOL]))
@@ -126,15 +162,23 @@ async def test_sampling_fields_reach_the_engine_and_base_fields_are_kept(tok):
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
     url = await ep.start()
     try:
-        status, _ = await post(url, chat(USER, max_tokens=50, temperature=0.6, top_p=0.9, top_k=20, seed=7,
-                                         repetition_penalty=1.1))
+        status, _ = await post(
+            url,
+            chat(USER, max_tokens=50, temperature=0.6, top_p=0.9, top_k=20, seed=7, repetition_penalty=1.1),
+        )
     finally:
         await ep.aclose()
     assert status == 200
     sp = engine.calls[0][1]
     assert isinstance(sp, SamplingParamsLite)
     assert (sp.max_tokens, sp.temperature, sp.top_p, sp.top_k, sp.seed, sp.repetition_penalty) == (
-        50, 0.6, 0.9, 20, 7, 1.1)
+        50,
+        0.6,
+        0.9,
+        20,
+        7,
+        1.1,
+    )
     assert sp.min_tokens == 1 and sp.skip_special_tokens is False  # from OpenRLHF's params
     assert sp.logprobs == 1  # always asked: rows carry rollout logprobs
 
@@ -155,8 +199,12 @@ async def test_max_tokens_truncates_with_finish_length(tok):
 
 async def test_max_tokens_is_clamped_to_the_room_left_or_rejected_in_strict_mode(tok):
     engine = ScriptedEngine(tok, lambda p: "ok")
-    n_prompt = len(tok(tok.apply_chat_template(USER, add_generation_prompt=True, tokenize=False),
-                       add_special_tokens=False)["input_ids"])
+    n_prompt = len(
+        tok(
+            tok.apply_chat_template(USER, add_generation_prompt=True, tokenize=False),
+            add_special_tokens=False,
+        )["input_ids"]
+    )
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=n_prompt + 30)
     url = await ep.start()
     try:
@@ -166,14 +214,18 @@ async def test_max_tokens_is_clamped_to_the_room_left_or_rejected_in_strict_mode
         assert status == 200 and engine.calls[-1][1].max_tokens == 30
     finally:
         await ep.aclose()
-    strict = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=n_prompt + 30,
-                          strict_max_tokens=True)
+    strict = ChatEndpoint(
+        tok, engine=engine, sampling_params=base_params(), max_length=n_prompt + 30, strict_max_tokens=True
+    )
     url = await strict.start()
     try:
         status, body = await post(url, chat(USER, max_tokens=1000))
     finally:
         await strict.aclose()
-    assert status == 400 and "'max_tokens' or 'max_completion_tokens' is too large: 1000" in body["error"]["message"]
+    assert (
+        status == 400
+        and "'max_tokens' or 'max_completion_tokens' is too large: 1000" in body["error"]["message"]
+    )
 
 
 async def test_rollout_max_new_tokens_caps_every_call(tok):
@@ -201,8 +253,9 @@ async def test_prompt_longer_than_the_context_is_a_vllm_style_400(tok):
         await ep.aclose()
     assert status == 400
     assert body["error"]["type"] == "BadRequestError" and body["error"]["code"] == 400
-    assert body["error"]["message"].startswith("This model's maximum context length is 40 tokens. However, your "
-                                               "request has ")
+    assert body["error"]["message"].startswith(
+        "This model's maximum context length is 40 tokens. However, your request has "
+    )
     assert engine.calls == [] and ep.stats().context_rejections == 2
 
 
@@ -211,9 +264,18 @@ async def test_history_with_tool_calls_renders_like_the_template(tok):
     engine = ScriptedEngine(tok, lambda p: "done")
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
     history = USER + [
-        {"role": "assistant", "content": "", "reasoning_content": "search it",
-         "tool_calls": [{"id": "c1", "type": "function",
-                         "function": {"name": "search", "arguments": '{"queries": [{"query": "x"}]}'}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning_content": "search it",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "search", "arguments": '{"queries": [{"query": "x"}]}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "# Search query: x\n# Result:\nnothing"},
     ]
     url = await ep.start()
@@ -228,7 +290,9 @@ async def test_history_with_tool_calls_renders_like_the_template(tok):
     assert body["prompt_token_ids"] == tok(text, add_special_tokens=False)["input_ids"]
     prompt = tok.decode(body["prompt_token_ids"])
     assert "<think>\nsearch it\n</think>" in prompt
-    assert '<tool_call>\n{"name": "search", "arguments": {"queries": [{"query": "x"}]}}\n</tool_call>' in prompt
+    assert (
+        '<tool_call>\n{"name": "search", "arguments": {"queries": [{"query": "x"}]}}\n</tool_call>' in prompt
+    )
     assert "<tool_response>\n# Search query: x" in prompt
 
 
@@ -269,16 +333,22 @@ async def test_rollouts_keyed_by_path_or_body_have_their_own_engine_context_and_
     assert e2.calls == []
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"messages": [{"role": "user", "content": "q"}], "n": 2}, "only n=1"),
-    ({"messages": [{"role": "user", "content": "q"}], "stream": True}, "streaming is not supported"),
-    ({"messages": []}, "non-empty"),
-    ({"messages": [{"content": "no role"}]}, "string 'role'"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, "content part"),
-    ({"messages": [{"role": "wizard", "content": "x"}]}, "chat template failed"),
-    ({"messages": "hello"}, "invalid request"),
-    ({"messages": [{"role": "user", "content": "q"}], "max_tokens": 0}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"messages": [{"role": "user", "content": "q"}], "n": 2}, "only n=1"),
+        ({"messages": [{"role": "user", "content": "q"}], "stream": True}, "streaming is not supported"),
+        ({"messages": []}, "non-empty"),
+        ({"messages": [{"content": "no role"}]}, "string 'role'"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            "content part",
+        ),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "chat template failed"),
+        ({"messages": "hello"}, "invalid request"),
+        ({"messages": [{"role": "user", "content": "q"}], "max_tokens": 0}, "at least 1"),
+    ],
+)
 async def test_bad_requests_get_clear_400s(tok, body, message):
     engine = ScriptedEngine(tok, lambda p: "x")
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
@@ -307,8 +377,10 @@ async def test_engine_failure_is_a_500_with_the_reason(tok):
 
 
 async def test_chatvllm_against_the_endpoint_keeps_ids_logprobs_and_reasoning(tok):
-    raw = model_text(reasoning="think", tool_calls=[("access", {"urls": [{"url": "https://a.example/x",
-                                                                          "info_to_extract": "year"}]})])
+    raw = model_text(
+        reasoning="think",
+        tool_calls=[("access", {"urls": [{"url": "https://a.example/x", "info_to_extract": "year"}]})],
+    )
     engine = ScriptedEngine(tok, lambda p: raw)
     ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
     url = await ep.start()

@@ -13,8 +13,12 @@ from training.openrlhf_ext.errors import ExtensionConfigError
 def paper_args(**over):
     """The paper's setting as OpenRLHF's hierarchised namespace (only the keys we read)."""
     args = NS(
-        train=NS(agent_func_path="training/agent_executor.py", dynamic_batch_enable=True, async_enable=False,
-                 batch_size=1024),
+        train=NS(
+            agent_func_path="training/agent_executor.py",
+            dynamic_batch_enable=True,
+            async_enable=False,
+            batch_size=1024,
+        ),
         algo=NS(advantage=NS(estimator="group_norm"), kl=NS(init_coef=0.001, use_loss=True)),
         rollout=NS(n_samples_per_prompt=8, batch_size=128, vllm_generate_batch_size=None),
         actor=NS(loss_agg_mode="token-mean", policy_loss_type="ppo"),

@@ -32,11 +32,26 @@ from training.openrlhf_ext.rowmeta import stamp_rollout  # noqa: E402
 
 def trainer_args(*, dynamic=True):
     return NS(
-        train=NS(agent_func_path="agent.py", dynamic_batch_enable=dynamic, async_enable=False, batch_size=4,
-                 colocate_all=False, colocate_actor_ref=False, colocate_critic_reward=False),
-        algo=NS(advantage=NS(estimator="group_norm", gamma=1.0), kl=NS(init_coef=0.001, use_loss=True, estimator="k3")),
-        rollout=NS(n_samples_per_prompt=2, batch_size=2, vllm_generate_batch_size=None, micro_batch_size=2,
-                   max_tokens_per_gpu=64),
+        train=NS(
+            agent_func_path="agent.py",
+            dynamic_batch_enable=dynamic,
+            async_enable=False,
+            batch_size=4,
+            colocate_all=False,
+            colocate_actor_ref=False,
+            colocate_critic_reward=False,
+        ),
+        algo=NS(
+            advantage=NS(estimator="group_norm", gamma=1.0),
+            kl=NS(init_coef=0.001, use_loss=True, estimator="k3"),
+        ),
+        rollout=NS(
+            n_samples_per_prompt=2,
+            batch_size=2,
+            vllm_generate_batch_size=None,
+            micro_batch_size=2,
+            max_tokens_per_gpu=64,
+        ),
         actor=NS(loss_agg_mode="token-mean", policy_loss_type="ppo", num_nodes=1, num_gpus_per_node=1),
         reward=NS(overlong_buffer_len=None, stop_properly_penalty_coef=None, clip_range=(-10.0, 10.0)),
         ds=NS(ring_attn_size=1, tensor_parallel_size=1),
@@ -59,15 +74,28 @@ def _fake_forward(samples_list):
 
 def _samples():
     results = [
-        (0, [make_rollout("a", 1.0, {"lead": [(4, 3), (9, 5)], "sub": [(3, 4)]}),
-             make_rollout("b", 0.0, {"lead": [(4, 6)]})]),
-        (1, [make_rollout("c", 0.5, {"lead": [(5, 2)]}),
-             make_rollout("d", 0.5, {"lead": [(5, 3)], "s1": [(2, 2)], "s2": [(2, 1)]})]),
+        (
+            0,
+            [
+                make_rollout("a", 1.0, {"lead": [(4, 3), (9, 5)], "sub": [(3, 4)]}),
+                make_rollout("b", 0.0, {"lead": [(4, 6)]}),
+            ],
+        ),
+        (
+            1,
+            [
+                make_rollout("c", 0.5, {"lead": [(5, 2)]}),
+                make_rollout("d", 0.5, {"lead": [(5, 3)], "s1": [(2, 2)], "s2": [(2, 1)]}),
+            ],
+        ),
     ]
     out = []
     for group, rollouts in results:
         for sample, rows in enumerate(rollouts):
-            out += [row_to_experience(r, st, max_len=64) for r, st in stamp_rollout(rows, group=group, sample=sample)]
+            out += [
+                row_to_experience(r, st, max_len=64)
+                for r, st in stamp_rollout(rows, group=group, sample=sample)
+            ]
     return out
 
 
@@ -88,8 +116,14 @@ def test_experience_maker_broadcasts_per_rollout_advantage_with_weights(monkeypa
     T = 3 + 5 + 4 + 6 + 2 + 3 + 2 + 1  # 26 action tokens
     B = 4
     expected = {  # row position -> folded advantage per token
-        0: a / 2 / 8 * T / B, 1: a / 2 / 8 * T / B, 2: a / 2 / 4 * T / B, 3: -a / 1 / 6 * T / B,
-        4: 0.0, 5: 0.0, 6: 0.0, 7: 0.0,
+        0: a / 2 / 8 * T / B,
+        1: a / 2 / 8 * T / B,
+        2: a / 2 / 4 * T / B,
+        3: -a / 1 / 6 * T / B,
+        4: 0.0,
+        5: 0.0,
+        6: 0.0,
+        7: 0.0,
     }
     seen = {}
     for exp in experiences:

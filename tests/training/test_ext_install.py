@@ -169,12 +169,21 @@ def test_policy_trainer_marks_the_boundary_before_each_micro_batch(monkeypatch):
 
     log = []
     stock = WideSeekActorPPOTrainer.__mro__[1]
-    monkeypatch.setattr(stock, "training_step", lambda self, exp, kl, step, info=None: log.append(("step", step)) or {})
+    monkeypatch.setattr(
+        stock, "training_step", lambda self, exp, kl, step, info=None: log.append(("step", step)) or {}
+    )
     trainer = object.__new__(WideSeekActorPPOTrainer)  # the real __init__ needs CUDA and torch.distributed
     trainer.args = NS(train=NS(dynamic_batch_enable=True))
     trainer.actor = NS(model=_FakeEngine(log))
     trainer.replay_buffer = NS(dynamic_optimizer_step=[0, 0, 1])
     for step in range(3):
         trainer.training_step(None, 0.001, step)
-    assert log == [("boundary", False), ("step", 0), ("boundary", False), ("step", 1), ("boundary", True), ("step", 2)]
+    assert log == [
+        ("boundary", False),
+        ("step", 0),
+        ("boundary", False),
+        ("step", 1),
+        ("boundary", True),
+        ("step", 2),
+    ]
     assert issubclass(WideSeekActorPPOTrainer, stock) and stock.__module__ == ppo_actor.__name__

@@ -27,6 +27,7 @@ from training.openrlhf_ext.train import extension_runtime_env  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     if ray.is_initialized():
@@ -68,8 +69,11 @@ def _generator(engine, prompts, *, batch_size=2, dynamic_filtering=False):
     args = NS(
         rollout=NS(batch_size=batch_size, n_samples_per_prompt=2, vllm_generate_batch_size=None),
         vllm=NS(enable_sleep=False),
-        algo=NS(dynamic_filtering_enable=dynamic_filtering, dynamic_filtering_range=(0.0, 1.0),
-                advantage=NS(is_correction_level="off")),
+        algo=NS(
+            dynamic_filtering_enable=dynamic_filtering,
+            dynamic_filtering_range=(0.0, 1.0),
+            advantage=NS(is_correction_level="off"),
+        ),
     )
     loader = [("ds", [p], ["gold"], [None]) for p in prompts]
     return WideSeekSamplesGenerator(NS(args=args), loader, loader, None, [engine])

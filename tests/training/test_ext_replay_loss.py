@@ -44,8 +44,15 @@ def tiny_qwen3(tmp_path_factory) -> str:
 
     torch.manual_seed(0)
     cfg = Qwen3Config(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=256, tie_word_embeddings=False,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
     )
     path = tmp_path_factory.mktemp("tiny-qwen3")
     Qwen3ForCausalLM(cfg).save_pretrained(path)
@@ -56,7 +63,12 @@ def _rollout_batch():
     """Two tasks x two rollouts; rollouts have 1-3 agents and 1-3 turns per agent."""
     results = {
         0: [
-            make_rollout("a", 1.0, {"lead": [(6, 5), (14, 3)], "sub-1": [(5, 7)], "sub-2": [(4, 2), (9, 4)]}, vocab=VOCAB),
+            make_rollout(
+                "a",
+                1.0,
+                {"lead": [(6, 5), (14, 3)], "sub-1": [(5, 7)], "sub-2": [(4, 2), (9, 4)]},
+                vocab=VOCAB,
+            ),
             make_rollout("b", 0.2, {"lead": [(6, 9)]}, vocab=VOCAB),
         ],
         1: [
@@ -64,7 +76,12 @@ def _rollout_batch():
             make_rollout("d", 0.6, {"lead": [(7, 2)], "sub-1": [(6, 8), (16, 2)]}, vocab=VOCAB),
         ],
     }
-    stamped = [item for g, rs in results.items() for s, r in enumerate(rs) for item in stamp_rollout(r, group=g, sample=s)]
+    stamped = [
+        item
+        for g, rs in results.items()
+        for s, r in enumerate(rs)
+        for item in stamp_rollout(r, group=g, sample=s)
+    ]
     samples = [row_to_experience(row, st, max_len=MAX_LEN) for row, st in stamped]
     return samples, [st for _, st in stamped]
 
@@ -96,8 +113,10 @@ def test_step_loss_and_gradient_equal_spec_objective(tiny_qwen3, monkeypatch):
     buffer = _make_buffer(monkeypatch)
     for exp in experiences:
         buffer.append(exp)
-    strategy = NS(args=NS(train=NS(max_tokens_per_gpu=40), ds=NS(ring_attn_size=1, tensor_parallel_size=1)),
-                  ds_device_mesh=None)
+    strategy = NS(
+        args=NS(train=NS(max_tokens_per_gpu=40), ds=NS(ring_attn_size=1, tensor_parallel_size=1)),
+        ds_device_mesh=None,
+    )
     buffer.setup_dynamic_batch(strategy)
 
     n_rows = len(samples)
@@ -113,7 +132,9 @@ def test_step_loss_and_gradient_equal_spec_objective(tiny_qwen3, monkeypatch):
     for step in range(len(buffer)):
         mb = buffer.collate_fn([buffer[step]])
         logp = actor(mb.sequences, mb.action_mask, mb.attention_mask)
-        info = get_loss_batch_info(strategy, mb.action_mask, replay_buffer=buffer, step=step, dynamic_batch=True)
+        info = get_loss_batch_info(
+            strategy, mb.action_mask, replay_buffer=buffer, step=step, dynamic_batch=True
+        )
         loss, *_ = loss_fn(logp, mb.action_log_probs, mb.advantages, action_mask=mb.action_mask, **info)
         loss.backward()
         step_loss += loss.item()
@@ -131,7 +152,9 @@ def test_step_loss_and_gradient_equal_spec_objective(tiny_qwen3, monkeypatch):
     agent_ix = [stamps[i].agent_key for i in order]
     rk = {k: n for n, k in enumerate(dict.fromkeys(rollout_ix))}
     ak = {k: n for n, k in enumerate(dict.fromkeys(agent_ix))}
-    spec = dual_level_objective(per_token, full.action_mask, [rk[k] for k in rollout_ix], [ak[k] for k in agent_ix])
+    spec = dual_level_objective(
+        per_token, full.action_mask, [rk[k] for k in rollout_ix], [ak[k] for k in agent_ix]
+    )
     spec.backward()
 
     assert step_loss == pytest.approx(spec.item(), rel=1e-5, abs=1e-7)
@@ -146,8 +169,10 @@ def test_replay_buffer_balances_micro_batches_without_dist(monkeypatch):
     for i, s in enumerate(samples):
         s.index = [i]
     buffer.append(Experience.concat_experiences(samples, 0))
-    strategy = NS(args=NS(train=NS(max_tokens_per_gpu=10_000), ds=NS(ring_attn_size=1, tensor_parallel_size=1)),
-                  ds_device_mesh=None)
+    strategy = NS(
+        args=NS(train=NS(max_tokens_per_gpu=10_000), ds=NS(ring_attn_size=1, tensor_parallel_size=1)),
+        ds_device_mesh=None,
+    )
     buffer.setup_dynamic_batch(strategy)
     # Everything fits: one micro-batch, one optimizer step over all rows (stock would cut by train.batch_size).
     assert buffer.dynamic_indices == [list(range(len(samples)))]

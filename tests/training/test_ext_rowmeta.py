@@ -69,13 +69,24 @@ def test_non_list_result_is_rejected():
 
 
 def test_representative_row_is_the_leads_last_turn():
-    rows = stamp_rollout(make_rollout("r", 1.0, {"lead": [(2, 1), (3, 1)], "sub": [(2, 1)]}), group=0, sample=0)
+    rows = stamp_rollout(
+        make_rollout("r", 1.0, {"lead": [(2, 1), (3, 1)], "sub": [(2, 1)]}), group=0, sample=0
+    )
     assert representative_row(rows) == 1
     with pytest.raises(RowContractError):
         representative_row([])
 
 
 def test_make_row_matches_contract_shape():
-    row = make_row(prompt_ids=[1, 2], completion_ids=[3], reward=1.0, rollout_id="r", agent_id="lead",
-                   role="lead", turn=0, num_agents=1, agent_token_total=1)
+    row = make_row(
+        prompt_ids=[1, 2],
+        completion_ids=[3],
+        reward=1.0,
+        rollout_id="r",
+        agent_id="lead",
+        role="lead",
+        turn=0,
+        num_agents=1,
+        agent_token_total=1,
+    )
     assert row["action_ranges"] == [(2, 3)] and len(row["rollout_log_probs"]) == 3

@@ -30,8 +30,13 @@ def test_runtime_env_adds_hook_and_pythonpath_to_openrlhfs_env_vars():
 
 
 def test_runtime_env_leaves_job_submitted_keys_to_the_job():
-    job = {"runtime_env": {"working_dir": ".", "env_vars": {"PYTHONPATH": "/job"},
-                           "worker_process_setup_hook": train.SETUP_HOOK}}
+    job = {
+        "runtime_env": {
+            "working_dir": ".",
+            "env_vars": {"PYTHONPATH": "/job"},
+            "worker_process_setup_hook": train.SETUP_HOOK,
+        }
+    }
     env = train.extension_runtime_env(None, environ={"RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps(job)})
     assert env == {}  # Ray would refuse to merge the same keys twice
 
@@ -51,16 +56,28 @@ def test_setup_hook_path_points_at_the_real_function():
 
 
 PAPER_FLAGS = [
-    "--actor.model_name_or_path", "Qwen/Qwen3-4B",
-    "--train.agent_func_path", "training/agent_executor.py",
-    "--data.prompt_dataset", "data/train.jsonl",
-    "--algo.advantage.estimator", "group_norm",
-    "--rollout.n_samples_per_prompt", "8",
-    "--rollout.batch_size", "128",
-    "--train.batch_size", "1024",
+    "--actor.model_name_or_path",
+    "Qwen/Qwen3-4B",
+    "--train.agent_func_path",
+    "training/agent_executor.py",
+    "--data.prompt_dataset",
+    "data/train.jsonl",
+    "--algo.advantage.estimator",
+    "group_norm",
+    "--rollout.n_samples_per_prompt",
+    "8",
+    "--rollout.batch_size",
+    "128",
+    "--train.batch_size",
+    "1024",
     "--train.dynamic_batch_enable",
-    "--algo.kl.use_loss", "--algo.kl.estimator", "k3", "--algo.kl.init_coef", "0.001",
-    "--vllm.num_engines", "1",
+    "--algo.kl.use_loss",
+    "--algo.kl.estimator",
+    "k3",
+    "--algo.kl.init_coef",
+    "0.001",
+    "--vllm.num_engines",
+    "1",
 ]
 
 

@@ -27,7 +27,9 @@ MULTI = REPO / "training" / "launch" / "train_multi_node.sh"
 def openrlhf_source() -> Path:
     spec = importlib.util.find_spec("openrlhf")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("openrlhf is not installed (scripts/install_openrlhf_cpu.sh installs it without GPU deps)")
+        pytest.skip(
+            "openrlhf is not installed (scripts/install_openrlhf_cpu.sh installs it without GPU deps)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -54,12 +56,14 @@ def run_script(script: Path, **env: str) -> subprocess.CompletedProcess:
 def trainer_flags(stdout: str) -> list[str]:
     argv = shlex.split(stdout.strip())
     i = argv.index("training.openrlhf_ext.train")
-    return argv[i + 1:]
+    return argv[i + 1 :]
 
 
 def parse(flags: list[str]):
     # openrlhf/utils/config.py by path: the package's __init__ would pull in DeepSpeed for one pure function
-    spec = importlib.util.spec_from_file_location("openrlhf_config", openrlhf_source() / "utils" / "config.py")
+    spec = importlib.util.spec_from_file_location(
+        "openrlhf_config", openrlhf_source() / "utils" / "config.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.hierarchize(openrlhf_parser().parse_args(flags))
@@ -89,21 +93,38 @@ def test_single_node_defaults_are_the_papers_hyper_parameters():
 
 
 def test_multi_node_submits_to_the_cluster_with_consistent_sizes(tmp_path):
-    out = run_script(MULTI, **COMMON, RAY_ADDRESS="http://10.0.0.1:8265", OUT_DIR=str(tmp_path / "run"),
-                     NODES="4", GPUS_PER_NODE="8", VLLM_TP="2")
+    out = run_script(
+        MULTI,
+        **COMMON,
+        RAY_ADDRESS="http://10.0.0.1:8265",
+        OUT_DIR=str(tmp_path / "run"),
+        NODES="4",
+        GPUS_PER_NODE="8",
+        VLLM_TP="2",
+    )
     assert out.returncode == 0, out.stderr
     argv = shlex.split(out.stdout.strip())
     assert argv[:4] == ["ray", "job", "submit", "--address"] and "--working-dir" in argv
     a = parse(trainer_flags(out.stdout))
     assert a.actor.num_nodes == 4 and a.ref.num_nodes == 4
-    assert a.vllm.num_engines * a.vllm.tensor_parallel_size == 32  # colocate_all needs every actor GPU covered
+    assert (
+        a.vllm.num_engines * a.vllm.tensor_parallel_size == 32
+    )  # colocate_all needs every actor GPU covered
     assert a.train.agent_func_path == "training/agent_executor.py"  # relative to the shipped working dir
     assert a.ckpt.path == str(tmp_path / "run" / "ckpt")
 
 
 def test_overrides_and_secrets():
-    out = run_script(SINGLE, **COMMON, GROUP="4", TASKS_PER_STEP="16", GPUS="2", WANDB="1",
-                     WANDB_API_KEY="wandb-secret-789", EXTRA_ARGS="--ckpt.save_steps 5 --vllm.enforce_eager")
+    out = run_script(
+        SINGLE,
+        **COMMON,
+        GROUP="4",
+        TASKS_PER_STEP="16",
+        GPUS="2",
+        WANDB="1",
+        WANDB_API_KEY="wandb-secret-789",
+        EXTRA_ARGS="--ckpt.save_steps 5 --vllm.enforce_eager",
+    )
     assert out.returncode == 0, out.stderr
     assert "wandb-secret-789" not in out.stdout + out.stderr
     flags = trainer_flags(out.stdout)
@@ -133,11 +154,20 @@ def test_runtime_env_file_carries_env_not_the_command_line(tmp_path):
         "#!/usr/bin/env bash\n"
         'for ((i=1; i<=$#; i++)); do if [[ "${!i}" == --runtime-env ]]; then j=$((i+1)); '
         f'cp "${{!j}}" {record}; stat -c %a "${{!j}}" > {record}.mode; echo "${{!j}}" > {record}.path; fi; done\n'
-        'echo "$@" > ' + str(tmp_path / "argv.txt") + "\n")
+        'echo "$@" > ' + str(tmp_path / "argv.txt") + "\n"
+    )
     (bindir / "ray").chmod(0o755)
-    env = {**COMMON, "DRY_RUN": "0", "RAY_ADDRESS": "http://h:8265", "OUT_DIR": str(tmp_path / "run"),
-           "PATH": f"{bindir}:{os.environ['PATH']}", "WIDESEEK_TRAIN_CONFIG": "/shared/train.json",
-           "WIDESEEK_JUDGE_API_KEY": "judge-secret-1", "HF_TOKEN": "hf-secret-2", "UNRELATED": "x"}
+    env = {
+        **COMMON,
+        "DRY_RUN": "0",
+        "RAY_ADDRESS": "http://h:8265",
+        "OUT_DIR": str(tmp_path / "run"),
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "WIDESEEK_TRAIN_CONFIG": "/shared/train.json",
+        "WIDESEEK_JUDGE_API_KEY": "judge-secret-1",
+        "HF_TOKEN": "hf-secret-2",
+        "UNRELATED": "x",
+    }
     out = run_script(MULTI, **env)
     assert out.returncode == 0, out.stderr
     spec = json.loads(record.read_text())
@@ -150,13 +180,16 @@ def test_runtime_env_file_carries_env_not_the_command_line(tmp_path):
     assert not Path((tmp_path / "seen.json.path").read_text().strip()).exists()  # removed on exit
 
 
-@pytest.mark.parametrize(("script", "env", "message"), [
-    (SINGLE, {"TRAIN_DATA": "x", "DRY_RUN": "1"}, "set MODEL"),
-    (SINGLE, {"MODEL": "m", "DRY_RUN": "1"}, "set TRAIN_DATA"),
-    (SINGLE, {**COMMON, "GPUS": "3", "VLLM_TP": "2"}, "multiple of VLLM_TP"),
-    (MULTI, {**COMMON, "OUT_DIR": "/x"}, "set RAY_ADDRESS"),
-    (MULTI, {**COMMON, "RAY_ADDRESS": "http://h:8265"}, "set OUT_DIR"),
-])
+@pytest.mark.parametrize(
+    ("script", "env", "message"),
+    [
+        (SINGLE, {"TRAIN_DATA": "x", "DRY_RUN": "1"}, "set MODEL"),
+        (SINGLE, {"MODEL": "m", "DRY_RUN": "1"}, "set TRAIN_DATA"),
+        (SINGLE, {**COMMON, "GPUS": "3", "VLLM_TP": "2"}, "multiple of VLLM_TP"),
+        (MULTI, {**COMMON, "OUT_DIR": "/x"}, "set RAY_ADDRESS"),
+        (MULTI, {**COMMON, "RAY_ADDRESS": "http://h:8265"}, "set OUT_DIR"),
+    ],
+)
 def test_missing_settings_fail_with_a_message(script, env, message):
     out = run_script(script, **env)
     assert out.returncode != 0 and message in out.stderr
@@ -167,12 +200,21 @@ def test_example_train_sh_prepares_data_settings_and_the_command(tmp_path):
     """examples/train.sh end to end up to the launch (DRY_RUN): data built, settings validated, flags parse."""
     import sys
 
-    env = {"MODEL": "Qwen/Qwen3-4B", "DRY_RUN": "1", "CATEGORIES": "3", "EVAL_SIZE": "2",
-           "WORK": str(tmp_path / "work"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        "MODEL": "Qwen/Qwen3-4B",
+        "DRY_RUN": "1",
+        "CATEGORIES": "3",
+        "EVAL_SIZE": "2",
+        "WORK": str(tmp_path / "work"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     out = run_script(REPO / "examples" / "train.sh", **env)
     assert out.returncode == 0, out.stderr
     settings = json.loads((tmp_path / "work" / "rollout.json").read_text())
-    assert settings["graph"]["search"] == "local" and settings["reward"] == {"mode": "benchmark", "judge": "exact"}
+    assert settings["graph"]["search"] == "local" and settings["reward"] == {
+        "mode": "benchmark",
+        "judge": "exact",
+    }
     assert len((tmp_path / "work" / "train.jsonl").read_text().splitlines()) == 3 * 2 - 2
     a = parse(trainer_flags(out.stdout.strip().splitlines()[-1]))
     assert a.data.prompt_dataset == str(tmp_path / "work" / "train.jsonl")

@@ -27,7 +27,9 @@ KEY = "sk-refresh-secret-123"
 class DevServer:
     """Mimics a ``vllm serve`` started with VLLM_SERVER_DEV_MODE=1 (or without it: ``dev_mode=False``)."""
 
-    def __init__(self, *, dev_mode: bool = True, fail_reload: bool = False, api_key: str | None = None) -> None:
+    def __init__(
+        self, *, dev_mode: bool = True, fail_reload: bool = False, api_key: str | None = None
+    ) -> None:
         self.dev_mode = dev_mode
         self.fail_reload = fail_reload
         self.api_key = api_key
@@ -89,7 +91,9 @@ def make_ckpt(root: Path, step: int, *, sharded: bool = False, complete: bool = 
     (d / "config.json").write_text("{}")
     if sharded:
         shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
-        (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": shards[0], "b": shards[1]}}))
+        (d / "model.safetensors.index.json").write_text(
+            json.dumps({"weight_map": {"a": shards[0], "b": shards[1]}})
+        )
         for s in shards[: 2 if complete else 1]:
             (d / s).write_bytes(b"x")
     elif complete:
@@ -102,7 +106,10 @@ async def test_refresh_runs_the_four_routes_in_order_with_the_key():
         async with WeightRefresher(RefreshConfig(server=srv.url + "/v1", api_key=KEY)) as r:
             rep = await r.refresh("/ckpt/global_step10_hf")
     assert [c[0] for c in srv.calls] == ["/pause", "/collective_rpc", "/reset_prefix_cache", "/resume"]
-    assert srv.calls[1][2] == {"method": "reload_weights", "kwargs": {"weights_path": "/ckpt/global_step10_hf"}}
+    assert srv.calls[1][2] == {
+        "method": "reload_weights",
+        "kwargs": {"weights_path": "/ckpt/global_step10_hf"},
+    }
     assert srv.loaded == "/ckpt/global_step10_hf" and not srv.paused
     assert rep.steps == ["pause", "reload_weights", "reset_prefix_cache", "resume"]
 
@@ -219,7 +226,8 @@ def test_cli_one_shot_refresh_reads_the_key_from_env(tmp_path, monkeypatch, caps
     async def run() -> int:
         async with srv:
             return await asyncio.to_thread(
-                main, ["--server", srv.url, "--ckpt-path", str(tmp_path), "--api-key-env", "MY_VLLM_KEY"])
+                main, ["--server", srv.url, "--ckpt-path", str(tmp_path), "--api-key-env", "MY_VLLM_KEY"]
+            )
 
     assert asyncio.run(run()) == 0
     assert srv.loaded.endswith("global_step7_hf")

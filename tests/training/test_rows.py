@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord, write_jsonl
+from langgraph_wideseek.graph.trajectory import (
+    AgentTrajectory,
+    Completion,
+    Trajectory,
+    TurnRecord,
+    write_jsonl,
+)
 from training.rows import (
     MissingTokenIds,
     RowStats,
@@ -16,8 +22,15 @@ from training.rows import (
 )
 
 
-def turn(i: int, prompt: list[int], completion: list[int], *, logprobs: bool = True, finish: str = "stop",
-         ids: bool = True) -> TurnRecord:
+def turn(
+    i: int,
+    prompt: list[int],
+    completion: list[int],
+    *,
+    logprobs: bool = True,
+    finish: str = "stop",
+    ids: bool = True,
+) -> TurnRecord:
     return TurnRecord(
         turn=i,
         messages=[{"role": "user", "content": f"turn {i}"}],
@@ -30,16 +43,29 @@ def turn(i: int, prompt: list[int], completion: list[int], *, logprobs: bool = T
 
 
 def rollout(*, lead_ok: bool = True, sub_status: tuple[str, ...] = ("ok", "failed", "ok")) -> Trajectory:
-    lead = AgentTrajectory(agent_id="lead", role="lead", status="ok" if lead_ok else "failed", turns=[
-        turn(1, [1, 2, 3], [10, 11]),
-        turn(2, [1, 2, 3, 10, 11, 4, 5], [12, 13, 14]),
-    ])
+    lead = AgentTrajectory(
+        agent_id="lead",
+        role="lead",
+        status="ok" if lead_ok else "failed",
+        turns=[
+            turn(1, [1, 2, 3], [10, 11]),
+            turn(2, [1, 2, 3, 10, 11, 4, 5], [12, 13, 14]),
+        ],
+    )
     subs = []
     for k, st in enumerate(sub_status):
-        subs.append(AgentTrajectory(agent_id=f"sub{k}", role="subagent", status=st, index=k, turns=[
-            turn(1, [7, 8], [20 + k] * (k + 1)),
-            turn(2, [7, 8, 9], [30 + k] * 4),
-        ]))
+        subs.append(
+            AgentTrajectory(
+                agent_id=f"sub{k}",
+                role="subagent",
+                status=st,
+                index=k,
+                turns=[
+                    turn(1, [7, 8], [20 + k] * (k + 1)),
+                    turn(2, [7, 8, 9], [30 + k] * 4),
+                ],
+            )
+        )
     return Trajectory(rollout_id="r1", question="q?", agents=[lead, *subs])
 
 

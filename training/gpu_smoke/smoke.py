@@ -94,7 +94,9 @@ def rank_share(experiences: list) -> list:
     from openrlhf.trainer.ppo_utils.experience import balance_experiences
 
     rank, size = world()
-    layout = NS(actor=NS(num_nodes=1, num_gpus_per_node=size), ds=NS(ring_attn_size=1, tensor_parallel_size=1))
+    layout = NS(
+        actor=NS(num_nodes=1, num_gpus_per_node=size), ds=NS(ring_attn_size=1, tensor_parallel_size=1)
+    )
     shares = balance_experiences(experiences, layout)
     if len(shares) < size:  # async_run_method_batch refuses this too
         raise ValueError(f"{len(shares)} row batches for {size} data-parallel ranks")
@@ -141,9 +143,16 @@ def save_tiny_qwen3(path: Path, *, vocab: int, hidden: int, layers: int, max_pos
     torch.manual_seed(seed)
     heads = max(2, hidden // 32)
     cfg = Qwen3Config(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 3, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), head_dim=32,
-        max_position_embeddings=max_pos, tie_word_embeddings=False, torch_dtype="bfloat16",
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        head_dim=32,
+        max_position_embeddings=max_pos,
+        tie_word_embeddings=False,
+        torch_dtype="bfloat16",
     )
     model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
     rank, size = world()
@@ -160,15 +169,29 @@ def save_tiny_qwen3(path: Path, *, vocab: int, hidden: int, layers: int, max_pos
         dist.barrier()
     else:
         model.save_pretrained(path)
-    return {"vocab_size": vocab, "hidden_size": hidden, "layers": layers, "heads": heads,
-            "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "layers": layers,
+        "heads": heads,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 class Engine:
     """The actor plus its optimizer: OpenRLHF's DeepspeedStrategy, or a bf16 + fp32-master torch stand-in."""
 
-    def __init__(self, path: str, *, kind: str, lr: float, device: str, steps: int, max_tokens_per_gpu: int = 16384,
-                 manual_boundary: bool = True) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        kind: str,
+        lr: float,
+        device: str,
+        steps: int,
+        max_tokens_per_gpu: int = 16384,
+        manual_boundary: bool = True,
+    ) -> None:
         from openrlhf.models import Actor
 
         self.kind = kind
@@ -177,28 +200,60 @@ class Engine:
         if kind == "deepspeed":
             from openrlhf.utils.deepspeed import DeepspeedStrategy
 
-            for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+            for k, v in {
+                "RANK": "0",
+                "LOCAL_RANK": "0",
+                "WORLD_SIZE": "1",
+                "MASTER_ADDR": "127.0.0.1",
+            }.items():
                 os.environ.setdefault(k, v)
             os.environ.setdefault("MASTER_PORT", str(29500 + random.randrange(1000)))
             args = NS(
                 local_rank=-1,
-                ds=NS(param_dtype="bf16", zero_stage=2, tensor_parallel_size=1, ring_attn_size=1, adam_offload=False,
-                      zpg=1, use_universal_ckpt=False, grad_accum_dtype=None, overlap_comm=False, deepcompile=False),
+                ds=NS(
+                    param_dtype="bf16",
+                    zero_stage=2,
+                    tensor_parallel_size=1,
+                    ring_attn_size=1,
+                    adam_offload=False,
+                    zpg=1,
+                    use_universal_ckpt=False,
+                    grad_accum_dtype=None,
+                    overlap_comm=False,
+                    deepcompile=False,
+                ),
                 train=NS(dynamic_batch_enable=True, max_tokens_per_gpu=max_tokens_per_gpu),
             )
-            self.strategy = DeepspeedStrategy(seed=42, max_norm=1.0, micro_train_batch_size=1, train_batch_size=1,
-                                              zero_stage=2, args=args)
+            self.strategy = DeepspeedStrategy(
+                seed=42, max_norm=1.0, micro_train_batch_size=1, train_batch_size=1, zero_stage=2, args=args
+            )
             self.strategy.setup_distributed()
-            actor = Actor(path, attn_implementation="sdpa", param_dtype="bf16",
-                          ds_config=self.strategy.get_ds_train_config(), packing_samples=False)
-            cfg = dict(optim="adam", muon={}, adam=dict(lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0),
-                       lr_scheduler="constant", lr_warmup_ratio=0.0, min_lr_ratio=0.1, max_norm=1.0,
-                       scheduler_steps=steps)
+            actor = Actor(
+                path,
+                attn_implementation="sdpa",
+                param_dtype="bf16",
+                ds_config=self.strategy.get_ds_train_config(),
+                packing_samples=False,
+            )
+            cfg = dict(
+                optim="adam",
+                muon={},
+                adam=dict(lr=lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0),
+                lr_scheduler="constant",
+                lr_warmup_ratio=0.0,
+                min_lr_ratio=0.1,
+                max_norm=1.0,
+                scheduler_steps=steps,
+            )
             self.actor, self.optim, self.sched = self.strategy.prepare((actor, cfg))
         else:
-            self.strategy = NS(args=NS(train=NS(max_tokens_per_gpu=max_tokens_per_gpu),
-                                       ds=NS(ring_attn_size=1, tensor_parallel_size=1)),
-                               ds_device_mesh=None)
+            self.strategy = NS(
+                args=NS(
+                    train=NS(max_tokens_per_gpu=max_tokens_per_gpu),
+                    ds=NS(ring_attn_size=1, tensor_parallel_size=1),
+                ),
+                ds_device_mesh=None,
+            )
             self.actor = Actor(path, attn_implementation="sdpa", param_dtype="bf16", packing_samples=False)
             self.actor.model.to(device)
             params = [p for p in self.actor.parameters() if p.requires_grad]
@@ -265,8 +320,15 @@ class Engine:
 
 
 # --------------------------------------------------------------------------------------------- shared step
-def ppo_step(engine: Engine, ref_model, samples: list, stamps: list, *, micro_rows: int = 4,
-             capture: dict | None = None) -> dict[str, Any]:
+def ppo_step(
+    engine: Engine,
+    ref_model,
+    samples: list,
+    stamps: list,
+    *,
+    micro_rows: int = 4,
+    capture: dict | None = None,
+) -> dict[str, Any]:
     """One training step on a rollout batch, as OpenRLHF 0.11.2 + the extension run it.
 
     Every rank makes experiences and advantages for the whole batch, then trains on its ``rank_share``."""
@@ -284,7 +346,10 @@ def ppo_step(engine: Engine, ref_model, samples: list, stamps: list, *, micro_ro
     t0 = time.perf_counter()
     for i, s in enumerate(samples):  # RemoteExperienceMaker.split_rollout_samples
         s.index = [i]
-    experiences = [Experience.concat_experiences(samples[i : i + micro_rows], 0) for i in range(0, len(samples), micro_rows)]
+    experiences = [
+        Experience.concat_experiences(samples[i : i + micro_rows], 0)
+        for i in range(0, len(samples), micro_rows)
+    ]
     actor.eval()
     with torch.no_grad():  # RemoteExperienceMaker.make_experience: old (actor) and reference log-probs
         for exp in experiences:
@@ -322,10 +387,20 @@ def ppo_step(engine: Engine, ref_model, samples: list, stamps: list, *, micro_ro
         mb.to_device(torch.device(dev))
         engine.before_micro_batch(bool(buffer.dynamic_optimizer_step[step]))
         logp = actor(mb.sequences, mb.action_mask, attention_mask=mb.attention_mask)
-        info = get_loss_batch_info(engine.strategy, mb.action_mask, replay_buffer=buffer, step=step, dynamic_batch=True)
-        pl, cr, _, _, _ = loss_fn(logp, mb.action_log_probs, mb.advantages, action_mask=mb.action_mask,
-                                  rollout_log_probs=mb.rollout_log_probs, **info)
-        kl = compute_approx_kl(logp, mb.base_action_log_probs, log_probs_old=mb.action_log_probs, kl_estimator="k3")
+        info = get_loss_batch_info(
+            engine.strategy, mb.action_mask, replay_buffer=buffer, step=step, dynamic_batch=True
+        )
+        pl, cr, _, _, _ = loss_fn(
+            logp,
+            mb.action_log_probs,
+            mb.advantages,
+            action_mask=mb.action_mask,
+            rollout_log_probs=mb.rollout_log_probs,
+            **info,
+        )
+        kl = compute_approx_kl(
+            logp, mb.base_action_log_probs, log_probs_old=mb.action_log_probs, kl_estimator="k3"
+        )
         kl_loss = aggregate_loss(kl, mb.action_mask, **info)
         engine.backward(pl + KL_COEF * kl_loss)
         policy_loss += pl.item()
@@ -335,21 +410,35 @@ def ppo_step(engine: Engine, ref_model, samples: list, stamps: list, *, micro_ro
     if dev.startswith("cuda"):
         torch.cuda.synchronize()
     t_train = time.perf_counter() - t1
-    per_rank = gather({"rows": len(buffer.items), "micro_batches": len(buffer),
-                       "action_tokens": sum(int(it.action_mask.sum()) for it in buffer.items),
-                       "tokens": sum(int(it.total_length) for it in buffer.items), "grad_norm": grad_norm,
-                       "policy_loss": policy_loss, "kl_loss": kl_total})
+    per_rank = gather(
+        {
+            "rows": len(buffer.items),
+            "micro_batches": len(buffer),
+            "action_tokens": sum(int(it.action_mask.sum()) for it in buffer.items),
+            "tokens": sum(int(it.total_length) for it in buffer.items),
+            "grad_norm": grad_norm,
+            "policy_loss": policy_loss,
+            "kl_loss": kl_total,
+        }
+    )
     # each rank's loss carries OpenRLHF's dp_size factor (against gradient averaging): the step's loss is the mean
     policy_loss = sum(r["policy_loss"] for r in per_rank) / len(per_rank)
     kl_total = sum(r["kl_loss"] for r in per_rank) / len(per_rank)
     return {
-        "world_size": world()[1], "per_rank": per_rank,
-        "rows": summary.rows, "rollouts": summary.rollouts, "task_groups": summary.groups,
-        "action_tokens": summary.action_tokens, "micro_batches": len(buffer),
+        "world_size": world()[1],
+        "per_rank": per_rank,
+        "rows": summary.rows,
+        "rollouts": summary.rollouts,
+        "task_groups": summary.groups,
+        "action_tokens": summary.action_tokens,
+        "micro_batches": len(buffer),
         "optimizer_steps": int(sum(buffer.dynamic_optimizer_step)),
-        "policy_loss": policy_loss, "kl_loss": kl_total, "grad_norm": grad_norm,
+        "policy_loss": policy_loss,
+        "kl_loss": kl_total,
+        "grad_norm": grad_norm,
         "clip_ratio_mean": sum(clip_ratio) / len(clip_ratio),
-        "seconds_experience": t_exp, "seconds_train": t_train,
+        "seconds_experience": t_exp,
+        "seconds_train": t_train,
         "train_tokens_per_s": sum(int(s.total_length.item()) for s in samples) / t_train,
         "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None,
         "_folded": folded,
@@ -371,7 +460,7 @@ def reference_objective(model_fp32, full, stamps: list, folded, dev: str) -> tup
     model_fp32.zero_grad()
     logits = model_fp32(seq, attention_mask=att, position_ids=pos).logits.float()
     logp_all = torch.log_softmax(logits[:, :-1], -1).gather(-1, seq[:, 1:, None]).squeeze(-1)
-    logp = logp_all[:, -am.shape[1]:] * am
+    logp = logp_all[:, -am.shape[1] :] * am
     old = full.action_log_probs.to(dev)
     ratio = (logp - old).clamp(-20, 20).exp()
     adv = folded.row_advantage.to(dev)[:, None].expand_as(ratio)
@@ -380,8 +469,12 @@ def reference_objective(model_fp32, full, stamps: list, folded, dev: str) -> tup
     per_token = -torch.where(adv < 0, torch.max(c1, 10.0 * adv), c1)
     rk = {k: n for n, k in enumerate(dict.fromkeys(stamps[i].rollout_key for i in order))}
     ak = {k: n for n, k in enumerate(dict.fromkeys(stamps[i].agent_key for i in order))}
-    policy = dual_level_objective(per_token, am.to(per_token.dtype), [rk[stamps[i].rollout_key] for i in order],
-                                  [ak[stamps[i].agent_key] for i in order])
+    policy = dual_level_objective(
+        per_token,
+        am.to(per_token.dtype),
+        [rk[stamps[i].rollout_key] for i in order],
+        [ak[stamps[i].agent_key] for i in order],
+    )
     kl = compute_approx_kl(logp, full.base_action_log_probs.to(dev), kl_estimator="k3")
     loss = policy + KL_COEF * masked_mean(kl, am, dim=None)
     loss.backward()
@@ -413,22 +506,39 @@ def part_a(args, work: Path) -> dict[str, Any]:
     for i, rs in enumerate(by_rollout.values()):
         for r in rs:
             r["reward"] = r["scores"] = synthetic[i % len(synthetic)]
-    stamped = [item for s, rs in enumerate(by_rollout.values()) for item in stamp_rollout(rs, group=0, sample=s)]
+    stamped = [
+        item for s, rs in enumerate(by_rollout.values()) for item in stamp_rollout(rs, group=0, sample=s)
+    ]
     max_id = max(max(r["observation_tokens"]) for r in rows)
     max_len = max(len(r["observation_tokens"]) for r in rows)
     vocab = (max_id // 64 + 1) * 64
     path = work / "tiny-qwen3-a"
     model_info = save_tiny_qwen3(path, vocab=vocab, hidden=256, layers=4, max_pos=8192, seed=args.seed)
-    log(f"part A: {len(rows)} rows from {len(by_rollout)} rollouts (rewards in file {original}); model {model_info}")
+    log(
+        f"part A: {len(rows)} rows from {len(by_rollout)} rollouts (rewards in file {original}); model {model_info}"
+    )
 
-    engine = Engine(str(path), kind=args.engine, lr=args.lr_a, device=args.device, steps=10,
-                    max_tokens_per_gpu=args.max_tokens_per_gpu, manual_boundary=not args.ds_stock_boundary)
-    ref = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa").to(args.device).eval()
+    engine = Engine(
+        str(path),
+        kind=args.engine,
+        lr=args.lr_a,
+        device=args.device,
+        steps=10,
+        max_tokens_per_gpu=args.max_tokens_per_gpu,
+        manual_boundary=not args.ds_stock_boundary,
+    )
+    ref = (
+        AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa")
+        .to(args.device)
+        .eval()
+    )
     from openrlhf.models import Actor
 
     ref_actor = Actor(ref)
     ref_actor.packing_samples = False
-    fp32 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").to(args.device)
+    fp32 = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").to(
+        args.device
+    )
     before = {n: p.detach().float().clone() for n, p in engine.hf.named_parameters()}
 
     samples = [row_to_experience(r, st, max_len=8192) for r, st in stamped]
@@ -443,16 +553,25 @@ def part_a(args, work: Path) -> dict[str, Any]:
     if capture is not None:
         capture["master_after"] = engine.full_fp32("master")  # collective: before any rank-0-only branch
         capture["bf16_before"] = torch.cat([before[n].flatten() for n in names]).cpu()
-        capture["bf16_after"] = torch.cat([p.detach().float().flatten() for p in engine.hf.parameters()]).cpu()
-        capture["ref_grad"] = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).float().flatten()
-                                         for p in fp32.parameters()]).cpu()
+        capture["bf16_after"] = torch.cat(
+            [p.detach().float().flatten() for p in engine.hf.parameters()]
+        ).cpu()
+        capture["ref_grad"] = torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).float().flatten()
+                for p in fp32.parameters()
+            ]
+        ).cpu()
         capture["names"], capture["shapes"] = names, [tuple(p.shape) for p in engine.hf.parameters()]
         capture["grad_norm"], capture["world_size"] = out["grad_norm"], world()[1]
         if world()[0] == 0:
             torch.save(capture, args.dump)
     # the ranks must hold bit-identical bf16 weights after the step (ZeRO-2 all-gathers the updated partitions)
-    digest = hashlib.sha256(b"".join(p.detach().cpu().contiguous().view(torch.int16).numpy().tobytes()
-                                     for p in engine.hf.parameters())).hexdigest()
+    digest = hashlib.sha256(
+        b"".join(
+            p.detach().cpu().contiguous().view(torch.int16).numpy().tobytes() for p in engine.hf.parameters()
+        )
+    ).hexdigest()
     digests = gather(digest)
     changed = total = 0
     max_delta = 0.0
@@ -461,21 +580,28 @@ def part_a(args, work: Path) -> dict[str, Any]:
         changed += int((d > 0).sum())
         total += d.numel()
         max_delta = max(max_delta, d.max().item())
-    out.update({
-        "engine": args.engine, "dtype": str(next(engine.hf.parameters()).dtype), "max_row_tokens": max_len,
-        "optimizer": type(engine.optim).__name__
-        + (f"({type(engine.optim.optimizer).__name__})" if hasattr(engine.optim, "optimizer") else ""),
-        "rollout_rewards": sorted({r["reward"] for r in rows}),
-        "agents_per_rollout": sorted({r["wideseek"]["num_agents"] for r in rows}),
-        "reference_loss_fp32": ref_loss, "reference_grad_norm_fp32": ref_norm,
-        # the loss itself is ~0 (group-centred advantages, ratio ~1), so compare it absolutely
-        "loss_abs_diff": abs(out["policy_loss"] + KL_COEF * out["kl_loss"] - ref_loss),
-        "grad_norm_rel_diff": abs(out["grad_norm"] - ref_norm) / max(ref_norm, 1e-12),
-        "params_changed_fraction": changed / total, "max_param_delta": max_delta,
-        "ranks_weights_identical": len(set(digests)) == 1, "weights_sha256": digests[0],
-        "finite": all(math.isfinite(v) for v in (out["policy_loss"], out["kl_loss"], out["grad_norm"])),
-        "model": model_info,
-    })
+    out.update(
+        {
+            "engine": args.engine,
+            "dtype": str(next(engine.hf.parameters()).dtype),
+            "max_row_tokens": max_len,
+            "optimizer": type(engine.optim).__name__
+            + (f"({type(engine.optim.optimizer).__name__})" if hasattr(engine.optim, "optimizer") else ""),
+            "rollout_rewards": sorted({r["reward"] for r in rows}),
+            "agents_per_rollout": sorted({r["wideseek"]["num_agents"] for r in rows}),
+            "reference_loss_fp32": ref_loss,
+            "reference_grad_norm_fp32": ref_norm,
+            # the loss itself is ~0 (group-centred advantages, ratio ~1), so compare it absolutely
+            "loss_abs_diff": abs(out["policy_loss"] + KL_COEF * out["kl_loss"] - ref_loss),
+            "grad_norm_rel_diff": abs(out["grad_norm"] - ref_norm) / max(ref_norm, 1e-12),
+            "params_changed_fraction": changed / total,
+            "max_param_delta": max_delta,
+            "ranks_weights_identical": len(set(digests)) == 1,
+            "weights_sha256": digests[0],
+            "finite": all(math.isfinite(v) for v in (out["policy_loss"], out["kl_loss"], out["grad_norm"])),
+            "model": model_info,
+        }
+    )
     if world()[0] == 0:
         log("part A: " + json.dumps({k: v for k, v in out.items() if k != "model"}))
     del engine
@@ -487,10 +613,22 @@ def generate(hf, prompt_ids: list[list[int]], *, gen: int, device: str, vocab: i
     hf.eval()
     batch = torch.tensor(prompt_ids, device=device)
     with torch.no_grad():
-        out = hf.generate(batch, attention_mask=torch.ones_like(batch), do_sample=True, temperature=1.0, top_p=1.0,
-                          top_k=0, max_new_tokens=gen, min_new_tokens=gen, use_cache=True, output_logits=True,
-                          return_dict_in_generate=True, pad_token_id=0, eos_token_id=None)
-    comp = out.sequences[:, batch.shape[1]:]
+        out = hf.generate(
+            batch,
+            attention_mask=torch.ones_like(batch),
+            do_sample=True,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=gen,
+            min_new_tokens=gen,
+            use_cache=True,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=0,
+            eos_token_id=None,
+        )
+    comp = out.sequences[:, batch.shape[1] :]
     logits = torch.stack(out.logits, 1).float()
     lps = torch.log_softmax(logits, -1).gather(-1, comp[..., None]).squeeze(-1)
     hf.train()
@@ -499,12 +637,24 @@ def generate(hf, prompt_ids: list[list[int]], *, gen: int, device: str, vocab: i
 
 def contract_row(prompt_ids, comp, lps, *, reward, rollout_id, agent_id, role, num_agents, task):
     return {
-        "prompt": task, "label": "synthetic", "observation_tokens": list(prompt_ids) + list(comp),
+        "prompt": task,
+        "label": "synthetic",
+        "observation_tokens": list(prompt_ids) + list(comp),
         "action_ranges": [(len(prompt_ids), len(prompt_ids) + len(comp))],
-        "rollout_log_probs": [0.0] * len(prompt_ids) + list(lps), "reward": reward, "scores": reward,
-        "truncated": False, "extra_logs": {},
-        "wideseek": {"rollout_id": rollout_id, "agent_id": agent_id, "role": role, "turn": 0,
-                     "num_agents": num_agents, "agent_weight": 1.0 / num_agents, "agent_token_total": len(comp)},
+        "rollout_log_probs": [0.0] * len(prompt_ids) + list(lps),
+        "reward": reward,
+        "scores": reward,
+        "truncated": False,
+        "extra_logs": {},
+        "wideseek": {
+            "rollout_id": rollout_id,
+            "agent_id": agent_id,
+            "role": role,
+            "turn": 0,
+            "num_agents": num_agents,
+            "agent_weight": 1.0 / num_agents,
+            "agent_token_total": len(comp),
+        },
     }
 
 
@@ -518,16 +668,30 @@ def part_b(args, work: Path) -> dict[str, Any]:
     vocab, gen, plen, target, marker = 64, 12, 8, 5, 3
     path = work / "tiny-qwen3-b"
     info = save_tiny_qwen3(path, vocab=vocab, hidden=128, layers=2, max_pos=256, seed=args.seed + 1)
-    engine = Engine(str(path), kind=args.engine, lr=args.lr_b, device=args.device, steps=args.grpo_steps,
-                    manual_boundary=not args.ds_stock_boundary)
-    ref = Actor(AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa").to(args.device).eval())
+    engine = Engine(
+        str(path),
+        kind=args.engine,
+        lr=args.lr_b,
+        device=args.device,
+        steps=args.grpo_steps,
+        manual_boundary=not args.ds_stock_boundary,
+    )
+    ref = Actor(
+        AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation="sdpa")
+        .to(args.device)
+        .eval()
+    )
     ref.packing_samples = False
     rng = random.Random(args.seed)
     rank, size = world()
 
     def sample(prompts: list[list[int]]) -> tuple[list, list]:
         # rank 0 plays the rollout engine; the other ranks receive its samples (the rows' tokens and log-probs)
-        payload = list(generate(engine.hf, prompts, gen=gen, device=args.device, vocab=vocab)) if rank == 0 else [None, None]
+        payload = (
+            list(generate(engine.hf, prompts, gen=gen, device=args.device, vocab=vocab))
+            if rank == 0
+            else [None, None]
+        )
         if size > 1:
             dist.broadcast_object_list(payload, src=0)
         return payload[0], payload[1]
@@ -547,28 +711,65 @@ def part_b(args, work: Path) -> dict[str, Any]:
             reward = sum(tok == target for c in comps for tok in c) / sum(len(c) for c in comps)
             rewards.append(reward)
             rid = f"s{step}-r{i}"
-            rows = [contract_row(prompt, lead_comp[i], lead_lp[i], reward=reward, rollout_id=rid, agent_id="lead",
-                                 role="lead", num_agents=3, task=f"task{i // args.group}")]
+            rows = [
+                contract_row(
+                    prompt,
+                    lead_comp[i],
+                    lead_lp[i],
+                    reward=reward,
+                    rollout_id=rid,
+                    agent_id="lead",
+                    role="lead",
+                    num_agents=3,
+                    task=f"task{i // args.group}",
+                )
+            ]
             for k in (0, 1):
                 j = 2 * i + k
-                rows.append(contract_row(sub_prompts[j], sub_comp[j], sub_lp[j], reward=reward, rollout_id=rid,
-                                         agent_id=f"sub-{k + 1}", role="subagent", num_agents=3,
-                                         task=f"task{i // args.group}"))
+                rows.append(
+                    contract_row(
+                        sub_prompts[j],
+                        sub_comp[j],
+                        sub_lp[j],
+                        reward=reward,
+                        rollout_id=rid,
+                        agent_id=f"sub-{k + 1}",
+                        role="subagent",
+                        num_agents=3,
+                        task=f"task{i // args.group}",
+                    )
+                )
             stamped += stamp_rollout(rows, group=i // args.group, sample=i % args.group)
         samples = [row_to_experience(r, st, max_len=256) for r, st in stamped]
         out = ppo_step(engine, ref, samples, [st for _, st in stamped], micro_rows=64)
         out.pop("_folded"), out.pop("_full")
-        rec = {"step": step, "reward_mean": sum(rewards) / len(rewards), "rows": out["rows"],
-               "policy_loss": out["policy_loss"], "kl_loss": out["kl_loss"], "grad_norm": out["grad_norm"],
-               "rows_per_rank": [r["rows"] for r in out["per_rank"]], "seconds": time.perf_counter() - t0}
+        rec = {
+            "step": step,
+            "reward_mean": sum(rewards) / len(rewards),
+            "rows": out["rows"],
+            "policy_loss": out["policy_loss"],
+            "kl_loss": out["kl_loss"],
+            "grad_norm": out["grad_norm"],
+            "rows_per_rank": [r["rows"] for r in out["per_rank"]],
+            "seconds": time.perf_counter() - t0,
+        }
         curve.append(rec)
         if rank == 0:
             log("part B: " + json.dumps(rec))
     first = sum(c["reward_mean"] for c in curve[:3]) / min(3, len(curve))
     last = sum(c["reward_mean"] for c in curve[-3:]) / min(3, len(curve))
-    return {"world_size": size, "model": info, "target_token": target, "chance_reward": 1 / vocab, "group": args.group,
-            "tasks_per_step": args.tasks_per_step, "lr": args.lr_b, "curve": curve,
-            "reward_first3": first, "reward_last3": last}
+    return {
+        "world_size": size,
+        "model": info,
+        "target_token": target,
+        "chance_reward": 1 / vocab,
+        "group": args.group,
+        "tasks_per_step": args.tasks_per_step,
+        "lr": args.lr_b,
+        "curve": curve,
+        "reward_first3": first,
+        "reward_last3": last,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -585,13 +786,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-a", action="store_true")
     p.add_argument("--max-tokens-per-gpu", type=int, default=16384, help="part A micro-batch token budget")
-    p.add_argument("--ds-stock-boundary", action="store_true",
-                   help="do NOT mark DeepSpeed's accumulation boundary per micro-batch (stock OpenRLHF 0.11.2 "
-                        "dynamic batching; loses gradient, kept to reproduce the measurement)")
+    p.add_argument(
+        "--ds-stock-boundary",
+        action="store_true",
+        help="do NOT mark DeepSpeed's accumulation boundary per micro-batch (stock OpenRLHF 0.11.2 "
+        "dynamic batching; loses gradient, kept to reproduce the measurement)",
+    )
     p.add_argument("--tag", default="", help="suffix of the result file name")
-    p.add_argument("--rollouts", type=int, default=0, help="use only the first N rollouts of --rows (CPU dry runs)")
-    p.add_argument("--dump", default="", help="save part A's full fp32 gradient and weights here (torch.save), "
-                                              "for training/gpu_smoke/compare.py")
+    p.add_argument(
+        "--rollouts", type=int, default=0, help="use only the first N rollouts of --rows (CPU dry runs)"
+    )
+    p.add_argument(
+        "--dump",
+        default="",
+        help="save part A's full fp32 gradient and weights here (torch.save), "
+        "for training/gpu_smoke/compare.py",
+    )
     args = p.parse_args(argv)
     rank, size = world()
     if size > 1 and args.engine == "torch" and not dist.is_initialized():
@@ -601,8 +811,12 @@ def main(argv: list[str] | None = None) -> int:
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {"torch": torch.__version__, "cuda": torch.version.cuda,
-           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "python": sys.version.split()[0]}
+    env = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "python": sys.version.split()[0],
+    }
     import importlib.metadata as md
 
     for pkg in ("openrlhf", "deepspeed", "transformers", "peft"):
@@ -611,8 +825,12 @@ def main(argv: list[str] | None = None) -> int:
         except md.PackageNotFoundError:
             env[pkg] = None
     log(f"environment: {env}")
-    result: dict[str, Any] = {"environment": env, "engine": args.engine, "world_size": size,
-                              "argv": sys.argv[1:] if argv is None else argv}
+    result: dict[str, Any] = {
+        "environment": env,
+        "engine": args.engine,
+        "world_size": size,
+        "argv": sys.argv[1:] if argv is None else argv,
+    }
     out_file = out_dir / f"smoke-{args.engine}{args.tag}.json"
     with tempfile.TemporaryDirectory(prefix="wideseek-smoke-") as tmp:
         try:

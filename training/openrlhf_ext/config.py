@@ -25,7 +25,9 @@ def config_problems(args: Any) -> list[str]:
     """Every incompatibility, each as one actionable sentence (empty: all good)."""
     problems: list[str] = []
     if not _get(args, "train.agent_func_path"):
-        problems.append("--train.agent_func_path is required (the WideSeek AgentExecutor file produces the rows)")
+        problems.append(
+            "--train.agent_func_path is required (the WideSeek AgentExecutor file produces the rows)"
+        )
     if _get(args, "algo.advantage.estimator") != "group_norm":
         problems.append(
             f"--algo.advantage.estimator must be group_norm (GRPO); got {_get(args, 'algo.advantage.estimator')!r}"
@@ -44,13 +46,21 @@ def config_problems(args: Any) -> list[str]:
             "added per row, breaking one reward per rollout (the paper uses KL 0.001 as a loss, k3)"
         )
     if _get(args, "actor.loss_agg_mode", "token-mean") != "token-mean":
-        problems.append("--actor.loss_agg_mode must be token-mean (the dual-level weights are folded into it)")
+        problems.append(
+            "--actor.loss_agg_mode must be token-mean (the dual-level weights are folded into it)"
+        )
     if _get(args, "actor.policy_loss_type", "ppo") != "ppo":
-        problems.append("--actor.policy_loss_type must be ppo (GSPO's sequence ratio ignores per-token weights)")
+        problems.append(
+            "--actor.policy_loss_type must be ppo (GSPO's sequence ratio ignores per-token weights)"
+        )
     if _get(args, "reward.overlong_buffer_len") is not None:
-        problems.append("--reward.overlong_buffer_len is per row; the WideSeek reward has its own length penalty")
+        problems.append(
+            "--reward.overlong_buffer_len is per row; the WideSeek reward has its own length penalty"
+        )
     if _get(args, "reward.stop_properly_penalty_coef") is not None:
-        problems.append("--reward.stop_properly_penalty_coef is per row; it cannot apply to a per-rollout reward")
+        problems.append(
+            "--reward.stop_properly_penalty_coef is per row; it cannot apply to a per-rollout reward"
+        )
     if _get(args, "train.async_enable", False):
         problems.append("--train.async_enable is not supported (its sample queue is not task-group aware)")
     rb = _get(args, "rollout.batch_size")
@@ -65,7 +75,9 @@ def config_problems(args: Any) -> list[str]:
             "exactly one optimizer step per rollout batch"
         )
     if _get(args, "ds.ring_attn_size", 1) != 1 or _get(args, "ds.tensor_parallel_size", 1) != 1:
-        problems.append("ring attention / DeepSpeed tensor parallelism are not supported by the extension yet")
+        problems.append(
+            "ring attention / DeepSpeed tensor parallelism are not supported by the extension yet"
+        )
     return problems
 
 

@@ -43,7 +43,9 @@ class WideSeekExperienceMaker(RemoteExperienceMaker):
     @torch.no_grad()
     def compute_advantages_and_returns(self, experiences):
         if self._wideseek_stamps is None:
-            raise WideSeekExtensionError("compute_advantages_and_returns called outside make_experience_batch")
+            raise WideSeekExtensionError(
+                "compute_advantages_and_returns called outside make_experience_batch"
+            )
         for exp in experiences:
             exp.rewards = exp.rewards.to(torch.promote_types(exp.rewards.dtype, torch.float32))
         _, summary = assign_advantages(
@@ -52,7 +54,11 @@ class WideSeekExperienceMaker(RemoteExperienceMaker):
         logger.info(
             "WideSeek advantages: %d rows from %d rollouts of %d tasks, %d action tokens, "
             "reward mean per rollout %.4f, agents per rollout %.2f",
-            summary.rows, summary.rollouts, summary.groups, summary.action_tokens,
-            summary.reward_mean_per_rollout, summary.agents_mean_per_rollout,
+            summary.rows,
+            summary.rollouts,
+            summary.groups,
+            summary.action_tokens,
+            summary.reward_mean_per_rollout,
+            summary.agents_mean_per_rollout,
         )
         return experiences

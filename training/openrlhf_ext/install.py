@@ -48,7 +48,9 @@ def _patch_ppo_trainer(module: ModuleType) -> None:
     from .experience import WideSeekExperienceMaker
     from .samples import WideSeekSamplesGenerator
 
-    require_signature(SamplesGenerator, "_generate_vllm", ["dataloader_iter", "num_prompts", "dynamic_filtering"])
+    require_signature(
+        SamplesGenerator, "_generate_vllm", ["dataloader_iter", "num_prompts", "dynamic_filtering"]
+    )
     require_signature(SamplesGenerator, "generate_samples", [])
     require_signature(SamplesGenerator, "_process_response_into_experience", ["response"])
     require_signature(RemoteExperienceMaker, "make_experience_batch", ["rollout_samples"])
@@ -64,7 +66,9 @@ def _patch_ppo_actor(module: ModuleType) -> None:
     from .replay import WideSeekReplayBuffer
 
     require_signature(NaiveReplayBuffer, "setup_dynamic_batch", ["strategy"])
-    require_signature(module.ActorPPOTrainer, "training_step", ["experience", "kl_ctl", "step", "loss_batch_info"])
+    require_signature(
+        module.ActorPPOTrainer, "training_step", ["experience", "kl_ctl", "step", "loss_batch_info"]
+    )
     _rebind(module, "NaiveReplayBuffer", NaiveReplayBuffer, WideSeekReplayBuffer)
     stock_trainer = WideSeekActorPPOTrainer.__mro__[1]
     _rebind(module, "ActorPPOTrainer", stock_trainer, WideSeekActorPPOTrainer)

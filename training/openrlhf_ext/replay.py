@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 
 
 def _device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
 
 
 def _dp_group(strategy):
@@ -38,7 +42,9 @@ def _all_reduce(value: float, op: str, group) -> float:
     if not (dist.is_available() and dist.is_initialized()):
         return value
     t = torch.tensor(value, dtype=torch.float64, device=_device())
-    dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op], group=group)
+    dist.all_reduce(
+        t, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op], group=group
+    )
     return t.item()
 
 
@@ -67,7 +73,9 @@ class WideSeekReplayBuffer(NaiveReplayBuffer):
             logger.warning(
                 "micro-batches limited to %d (fewest rows on a rank) although %d are needed to stay under "
                 "--train.max_tokens_per_gpu=%d; expect higher memory use",
-                min_rows, num_mbs, args.train.max_tokens_per_gpu,
+                min_rows,
+                num_mbs,
+                args.train.max_tokens_per_gpu,
             )
             num_mbs = min_rows
         partitions = get_seqlen_balanced_partitions(lengths, num_mbs, equal_size=False)

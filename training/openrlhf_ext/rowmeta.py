@@ -107,7 +107,9 @@ def stamp_rollout(result: Any, *, group: int, sample: int) -> list[tuple[Mapping
     elif isinstance(result, Sequence) and not isinstance(result, (str, bytes)):
         rows = result
     else:
-        raise RowContractError(f"{where}: execute must return a list of row dicts, got {type(result).__name__}")
+        raise RowContractError(
+            f"{where}: execute must return a list of row dicts, got {type(result).__name__}"
+        )
 
     out: list[tuple[Mapping[str, Any], RowStamp]] = []
     for i, row in enumerate(rows):
@@ -134,7 +136,9 @@ def _check_rollout(rows: list[tuple[Mapping[str, Any], RowStamp]], where: str) -
     for row, st in rows:
         m = st.meta
         if m.rollout_id != first.meta.rollout_id:
-            raise RowContractError(f"{where}: rows of one execute carry rollout ids {first.meta.rollout_id!r} and {m.rollout_id!r}")
+            raise RowContractError(
+                f"{where}: rows of one execute carry rollout ids {first.meta.rollout_id!r} and {m.rollout_id!r}"
+            )
         if float(row["reward"]) != float(first_row["reward"]):
             raise RowContractError(f"{where}: rows of rollout {m.rollout_id!r} carry different rewards")
         if m.num_agents != first.meta.num_agents:
@@ -146,7 +150,9 @@ def _check_rollout(rows: list[tuple[Mapping[str, Any], RowStamp]], where: str) -
         if declared_total.setdefault(m.agent_id, m.agent_token_total) != m.agent_token_total:
             raise RowContractError(f"{where}: agent {m.agent_id!r} rows disagree on agent_token_total")
         if set((row.get("extra_logs") or {}).keys()) != log_keys:
-            raise RowContractError(f"{where}: rows carry different extra_logs keys; OpenRLHF batches need equal keys")
+            raise RowContractError(
+                f"{where}: rows carry different extra_logs keys; OpenRLHF batches need equal keys"
+            )
         agents[m.agent_id] = agents.get(m.agent_id, 0) + generated_tokens(row)
     if len(agents) != first.meta.num_agents:
         raise RowContractError(

@@ -102,7 +102,13 @@ class WideSeekSamplesGenerator(SamplesGenerator):
                     avg = sum(rollout_scores) / len(rollout_scores)
                     lo, hi = self.args.algo.dynamic_filtering_range
                     if not (lo < avg < hi):
-                        logger.info("Filtered out task group %d: avg_reward=%.2f outside (%.2f, %.2f)", group, avg, lo, hi)
+                        logger.info(
+                            "Filtered out task group %d: avg_reward=%.2f outside (%.2f, %.2f)",
+                            group,
+                            avg,
+                            lo,
+                            hi,
+                        )
                         experiences = []
 
                 if experiences:
@@ -114,7 +120,9 @@ class WideSeekSamplesGenerator(SamplesGenerator):
                     prompts_consumed += len(new_prompts)
                     if new_prompts:
                         pending_refs.extend(
-                            self._dispatch_prompts_to_vllm(new_prompts, new_labels, images=new_images, **generate_kwargs)
+                            self._dispatch_prompts_to_vllm(
+                                new_prompts, new_labels, images=new_images, **generate_kwargs
+                            )
                         )
         return accepted, prompts_consumed, exhausted
 
@@ -142,7 +150,10 @@ class WideSeekSamplesGenerator(SamplesGenerator):
         if empty:
             logger.warning(
                 "task group %d: %d of %d executes returned no rows; they are left out of the group's "
-                "reward statistics", group, empty, len(results),
+                "reward statistics",
+                group,
+                empty,
+                len(results),
             )
         return out, scores
 

@@ -44,7 +44,9 @@ def _job_runtime_env(environ: Mapping[str, str]) -> dict[str, Any]:
     try:
         return dict(json.loads(raw).get("runtime_env") or {})
     except (ValueError, AttributeError) as exc:
-        raise WideSeekExtensionError(f"cannot read the Ray job's runtime_env from {_JOB_CONFIG_ENV}: {exc}") from None
+        raise WideSeekExtensionError(
+            f"cannot read the Ray job's runtime_env from {_JOB_CONFIG_ENV}: {exc}"
+        ) from None
 
 
 def extension_runtime_env(
