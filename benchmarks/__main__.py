@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--only NAME ...]``: run every benchmark, then render docs/benchmarks.md."""
+"""``python -m benchmarks [--quick] [--only NAME ...]``: run every benchmark, then render the page
+docs/benchmarks.md."""
 
 from __future__ import annotations
 

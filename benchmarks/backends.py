@@ -114,12 +114,14 @@ def bench_retriever(pages: int, n_queries: int, concurrency: int) -> dict[str, A
 
 
 def article(kb: int) -> str:
-    """An article page of about ``kb`` KB: distinct paragraphs (trafilatura drops repeated ones) plus a nav bar."""
+    """An article page of about ``kb`` KB: distinct paragraphs (trafilatura drops repeated ones) plus a nav
+    bar."""
     paras: list[str] = []
     size = i = 0
     while size < kb * 1024:
         p = (
-            f"<p>Paragraph {i}: the river passes valley {i * 7 % 13}, where town {i} was founded in {1000 + i} "
+            f"<p>Paragraph {i}: the river passes valley {i * 7 % 13}, where town {i} was founded in "
+            f"{1000 + i} "
             f"and grew to {i * 37} people.</p>"
         )
         paras.append(p)
@@ -145,7 +147,7 @@ def bench_web(n: int) -> dict[str, Any]:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        return runner, site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        return runner, site._server.sockets[0].getsockname()[1]
 
     loop = ThreadLoop()
     runner, port = loop.run(start())

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import operator
 import json
+import operator
 import subprocess
 import sys
 import time

@@ -84,7 +84,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             out[kind] = summarize(srv.stats()["prefix_samples"])
         for role, r in out[kind].items():
             print(
-                f"  {kind:15s} {role:10s} {r['requests']:4d} requests: {100 * r['mean_fraction']:.1f}% of each "
+                f"  {kind:15s} {role:10s} {r['requests']:4d} requests: {100 * r['mean_fraction']:.1f}% of "
+                f"each "
                 f"prompt reused on average ({100 * r['bytes_fraction']:.1f}% of all bytes); efficiency "
                 f"{_pct(r['mean_efficiency'])} (min {_pct(r['min_efficiency'])})",
                 flush=True,

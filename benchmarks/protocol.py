@@ -1,4 +1,5 @@
-"""The floor to compare against: the WideSeek protocol hand-written as a minimal asyncio loop over raw aiohttp.
+"""The floor to compare against: the WideSeek protocol hand-written as a minimal asyncio loop over raw
+aiohttp.
 
 No LangChain, no LangGraph, no pydantic on the hot path: one ``ClientSession``, JSON in and out, the lead and
 its subagents as plain coroutines. It formats tool results exactly as spec section 2 says (the same text the
@@ -6,9 +7,9 @@ graph produces), so the scripted policy plays it the same way, and its CPU per m
 Python client of this protocol can reasonably reach. It is a measuring stick, not a product: no retries, no
 context accounting, no trajectories.
 
-Also here: :class:`MemoryCorpus`, a tiny in-memory search/page backend (an inverted index over title and
-text) satisfying the package's ``SearchBackend``/``PageReader`` protocols, so benchmarks can run the full graph
-with near-zero tool cost and measure orchestration alone.
+Also here: :class:`MemoryCorpus`, a tiny in-memory search/page backend (an inverted index over title and text)
+satisfying the package's ``SearchBackend``/``PageReader`` protocols, so benchmarks can run the full graph with
+near-zero tool cost and measure orchestration alone.
 """
 
 from __future__ import annotations

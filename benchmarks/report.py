@@ -228,9 +228,9 @@ def overhead_section(d: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
 def scale_section(d: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     if d is None:
         return _missing("scale"), {}
-    lat = d["latency"]
     text = [
-        f"`N` rollouts start together, each a lead and {d['entities']} subagents (32 model calls); every call "
+        f"`N` rollouts start together, each a lead and {d['entities']} subagents (32 model calls); every "
+        f"call "
         f"costs the endpoint {d['seconds_per_call']:.2f} s regardless of load; at most 256 requests are in "
         f"flight (the client's default, vLLM's default `max_num_seqs`), so the endpoint alone allows at most "
         f"{256 / d['seconds_per_call']:.0f} calls/s. Each level runs in a fresh process; memory is peak RSS "
@@ -244,7 +244,6 @@ def scale_section(d: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
             if "error" in r:
                 body.append([r["rollouts"], "error: " + r["error"][:60], "", "", "", "", "", "", ""])
                 continue
-            floor = r["calls"] * d["seconds_per_call"] / 256
             body.append(
                 [
                     r["rollouts"],
@@ -321,7 +320,8 @@ def search_section(d: dict[str, Any] | None, choice: dict[str, Any] | None) -> t
     ]
     text = (
         f"Tantivy through `LocalIndex` (`tools/local.py`): generated passages of 60-120 words (Zipf "
-        f"vocabulary), {d['results'][0]['queries']:,} queries of 2-5 words, top-{d['k']}, one at a time on one "
+        f"vocabulary), {d['results'][0]['queries']:,} queries of 2-5 words, top-{d['k']}, one at a time on "
+        f"one "
         f"pinned core. Build = `LocalIndex.build` (the `wideseek index` code path: tantivy index plus the "
         f"SQLite page store).{_quick_note(d)}\n\n"
         + _table(

@@ -1,12 +1,13 @@
 """Scale: many concurrent rollouts (each a lead plus 10 subagents) in one process on this machine.
 
-Each level runs in a fresh child process so its memory numbers are its own: ``N`` rollouts of a named task with
-10 entities start together (lead -> one wave of 10 subagents x 3 calls -> answer: 32 model calls each) against
-the simulated endpoint in its own process (fixed time per call, no slowdown with load, so any latency inflation
-is the client's). Reported per level: throughput (rollouts/s, calls/s), latency inflation (mean rollout time
-over the single-rollout time), errored and wrong rollouts (every answer is checked against its gold table),
-client CPU per call, and peak memory per rollout (peak RSS during the run minus RSS before it, over N). The
-graph runs twice: with CPython's default garbage-collector settings, and after ``runtime.tune_gc()``.
+Each level runs in a fresh child process so its memory numbers are its own: ``N`` rollouts of a named task
+with 10 entities start together (lead -> one wave of 10 subagents x 3 calls -> answer: 32 model calls each)
+against the simulated endpoint in its own process (fixed time per call, no slowdown with load, so any latency
+inflation is the client's). Reported per level: throughput (rollouts/s, calls/s), latency inflation (mean
+rollout time over the single-rollout time), errored and wrong rollouts (every answer is checked against its
+gold table), client CPU per call, and peak memory per rollout (peak RSS during the run minus RSS before it,
+over N). The graph runs twice: with CPython's default garbage-collector settings, and after
+``runtime.tune_gc()``.
 
 Run alone: ``python -m benchmarks.scale [--quick]``.
 """
@@ -125,8 +126,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                     + (
                         r["error"]
                         if "error" in r
-                        else f"{r['wall_s']:.1f} s, {r['calls_per_s']:.0f} calls/s, mean rollout {r['mean_rollout_s']:.2f} s, "
-                        f"errors {r['errored']}, wrong {r['wrong_tables']}, {r['mem_per_rollout_mb']:.2f} MB/rollout"
+                        else f"{r['wall_s']:.1f} s, {r['calls_per_s']:.0f} calls/s, "
+                        f"mean rollout {r['mean_rollout_s']:.2f} s, "
+                        f"errors {r['errored']}, wrong {r['wrong_tables']}, {r['mem_per_rollout_mb']:.2f} "
+                        f"MB/rollout"
                     ),
                     flush=True,
                 )

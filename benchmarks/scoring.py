@@ -40,7 +40,7 @@ sys.path.insert(
     0, str(REPO / "tests")
 )  # the perturbation generator and the pandas reference live with the tests
 
-from eval.perturb import perturbed_replies
+from eval.perturb import perturbed_replies  # noqa: E402
 
 
 def judge_server_policy(body: dict[str, Any]) -> Reply:

@@ -2,10 +2,10 @@
 
 Passages are generated text: words drawn from a Zipf-distributed 50k-word vocabulary, 60-120 words each (the
 index's passage size is about 120 words, so each page is one passage); queries are 2-5 words from the
-mid-frequency range, like entity-name queries. Corpora are cached under ``.bench-cache/search/`` (git-ignored);
-each index is rebuilt from scratch to time the build (``LocalIndex.build``, the same code ``wideseek index``
-runs). Queries run one at a time on one pinned core, through ``LocalIndex.search(query, k=3)``, the call the
-search tool makes.
+mid-frequency range, like entity-name queries. Corpora are cached under ``.bench-cache/search/``
+(git-ignored); each index is rebuilt from scratch to time the build (``LocalIndex.build``, the same code
+``wideseek index`` runs). Queries run one at a time on one pinned core, through ``LocalIndex.search(query,
+k=3)``, the call the search tool makes.
 
 Run alone: ``python -m benchmarks.search [--quick]``.
 """

@@ -1,4 +1,5 @@
-"""Which full-text library backs the local index: tantivy, bm25s or SQLite FTS5, measured on the same passages.
+"""Which full-text library backs the local index: tantivy, bm25s or SQLite FTS5, measured on the same
+passages.
 
     python -m benchmarks.search_choice [--passages 100000] [--queries 300]
 

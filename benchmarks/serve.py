@@ -11,8 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from langgraph_wideseek.testing import WideSeekPolicy, filler_text
-from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel, Reply
+from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel, Reply, WideSeekPolicy, filler_text
 
 
 class StaticPolicy:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 from langgraph_wideseek import WideSeekConfig
 from langgraph_wideseek.testing import World
@@ -21,8 +21,7 @@ async def demo_config(world: World, **overrides) -> AsyncIterator[WideSeekConfig
     if os.environ.get("OPENAI_BASE_URL"):
         yield WideSeekConfig(**base)
         return
-    from langgraph_wideseek.testing import WideSeekPolicy
-    from langgraph_wideseek.testing import FakeOpenAIServer
+    from langgraph_wideseek.testing import FakeOpenAIServer, WideSeekPolicy
 
     print(
         "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy).",

@@ -6,8 +6,8 @@
 
 Offline (no ``OPENAI_BASE_URL``), a local OpenAI-compatible fake server plays the model: the lead sends one
 subagent, then answers with the task's gold table, sometimes with a few rows missing, so the scores are not
-trivial. Everything else is real: the LangGraph graph, the HTTP client, the runner (resumable: run it twice and
-the second run does no agent calls), the exact WideSearch scorer and the report. Set
+trivial. Everything else is real: the LangGraph graph, the HTTP client, the runner (resumable: run it twice
+and the second run does no agent calls), the exact WideSearch scorer and the report. Set
 ``WIDESEEK_JUDGE_BASE_URL`` and ``WIDESEEK_JUDGE_MODEL`` to score with a model judge instead of the exact one.
 The same run from the command line is ``wideseek eval --tasks ... --gold ... --out ...``.
 """
@@ -25,14 +25,14 @@ from langgraph_wideseek import WideSeekConfig, WideSeekGraph
 from langgraph_wideseek.eval import ExactJudge, OpenAIJudge, load_tasks
 from langgraph_wideseek.eval.runner import run_eval
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.testing import first_user_text, is_lead, turn_index
-from langgraph_wideseek.testing import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply, first_user_text, is_lead, turn_index
 
 SAMPLE = Path(__file__).resolve().parents[1] / "tests" / "data" / "widesearch"
 
 
 def simulated_model(tasks, seed: int = 0):
-    """A stand-in model: delegate once, then answer with the gold table (a quarter of the time, rows missing)."""
+    """A stand-in model: delegate once, then answer with the gold table (a quarter of the time, with rows
+    missing)."""
     rng = random.Random(seed)
 
     def policy(body: dict) -> Reply:

@@ -50,11 +50,11 @@ async def main() -> int:
         cfg = WideSeekConfig(search=args.search, corpus=corpus, index_dir=DEMO_DIR / "index")
         print(f"Model: {cfg.model} at {cfg.base_url}", file=sys.stderr)
     else:
-        from langgraph_wideseek.testing import WideSeekPolicy
-        from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel
+        from langgraph_wideseek.testing import FakeOpenAIServer, LatencyModel, WideSeekPolicy
 
         print(
-            "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy, not an LLM).\n"
+            "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy, not an "
+            "LLM).\n"
             "Set OPENAI_BASE_URL to your vLLM server to run the real model.",
             file=sys.stderr,
         )

@@ -2,9 +2,9 @@
 
 It does what one OpenRLHF rollout actor does for one task group: ``AgentExecutor.execute`` ``--group`` times
 concurrently, each running the whole WideSeek graph against the in-actor endpoint, with a scripted engine in
-place of vLLM (the synthetic world's scripted player acts on what it is sent, through a real tokenizer and chat
-template), the local search backend over a generated corpus, and the exact synthetic reward. It prints what the
-trainer would receive and how long the harness itself took per model call.
+place of vLLM (the synthetic world's scripted player acts on what it is sent, through a real tokenizer and
+chat template), the local search backend over a generated corpus, and the exact synthetic reward. It prints
+what the trainer would receive and how long the harness itself took per model call.
 
     python examples/train_dry_run.py --group 8 --entities 6 --rows-out /tmp/rows.jsonl
 """
@@ -25,8 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from langgraph_wideseek.testing import WideSeekPolicy  # noqa: E402
-from langgraph_wideseek.testing import World  # noqa: E402
+from langgraph_wideseek.testing import WideSeekPolicy, World  # noqa: E402
 from training.agent_executor import AgentExecutor  # noqa: E402
 from training.data import convert_widesearch_task  # noqa: E402
 from training.engine import SamplingParamsLite  # noqa: E402
@@ -107,7 +106,8 @@ async def main(args: argparse.Namespace) -> int:
         "prompt, playing the turn, encoding the reply)"
     )
     print(
-        f"harness time per engine call: {1000 * (wall - engine_s) / calls:.1f} ms (graph, HTTP, chat template, "
+        f"harness time per engine call: {1000 * (wall - engine_s) / calls:.1f} ms (graph, HTTP, chat "
+        f"template, "
         "tokenize/decode, tools, local search; {:.0f} calls/s on this machine)".format(
             calls / (wall - engine_s)
         )

@@ -1,8 +1,8 @@
 """One validated configuration for the whole system.
 
 Every field can be given in Python, through the CLI, or through the environment. Environment names are
-``WIDESEEK_<FIELD>`` plus the conventional fallbacks ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``WIDESEEK_MODEL``
-and ``TAVILY_API_KEY``. Defaults are the WideSeek-R1 paper's settings.
+``WIDESEEK_<FIELD>`` plus the conventional fallbacks ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+``WIDESEEK_MODEL`` and ``TAVILY_API_KEY``. Defaults are the WideSeek-R1 paper's settings.
 """
 
 from __future__ import annotations
@@ -173,9 +173,11 @@ class WideSeekConfig(BaseSettings):
     strict: bool = Field(
         False,
         validation_alias=_env("strict"),
-        description="Let tool, backend and model-server failures propagate out of the graph instead of becoming "
-        "messages for the model (the model's own mistakes, such as bad tool arguments, still become "
-        "messages). For debugging: a run stops where a failure happens. Env: WIDESEEK_STRICT=1.",
+        description=(
+            "Let tool, backend and model-server failures propagate out of the graph instead of becoming "
+            "messages for the model (the model's own mistakes, such as bad tool arguments, still become "
+            "messages). For debugging: a run stops where a failure happens. Env: WIDESEEK_STRICT=1."
+        ),
     )
 
     # --- access summariser ----------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Every exception the project raises, in one tree with one root.
 
-``except WideSeekError`` catches anything this package (or ``training/``) raises on purpose; anything else that
-escapes is a bug. Classes that used to derive from a builtin still do (``ValueError``, ``RuntimeError``), so
-existing ``except ValueError`` code keeps working::
+``except WideSeekError`` catches anything this package (or ``training/``) raises on purpose; anything else
+that escapes is a bug. Classes that used to derive from a builtin still do (``ValueError``, ``RuntimeError``),
+so existing ``except ValueError`` code keeps working::
 
     WideSeekError
     ├── ConfigError (ValueError)           the configuration cannot build what it names
@@ -15,7 +15,7 @@ existing ``except ValueError`` code keeps working::
     │   │   └── ContextOverflowError           the agent's context no longer fits   [the model's own doing]
     │   └── ModelUnavailableError            429 / 5xx / timeouts / connection errors after every retry
     ├── ToolError                          a tool call could not be served
-    │   ├── ToolArgumentError (ValueError)   the call's arguments do not fit the schema [the model's own doing]
+    │   ├── ToolArgumentError (ValueError)   the arguments do not fit the schema   [the model's own doing]
     │   ├── BackendError                     a search backend or page reader failed; ``retryable``
     │   │   ├── PageNotFound                   the URL is unknown to the backend   [the model's own doing]
     │   │   └── URLRefused                     the SSRF guard refused the URL      [the model's own doing]
@@ -23,13 +23,13 @@ existing ``except ValueError`` code keeps working::
     ├── EvalError                          evaluation inputs or the judge failed
     │   ├── TaskLoadError (ValueError)       tasks or gold tables cannot be loaded (eval.tasks)
     │   ├── TableParseError (ValueError)     a table cannot be read the way the official scorer reads it
-    │   ├── UnsupportedTaskError (ValueError) a task kind the runner cannot score (QA tasks in ``wideseek eval``)
+    │   ├── UnsupportedTaskError (ValueError) a task the runner cannot score (QA tasks in ``wideseek eval``)
     │   └── JudgeError (RuntimeError)        a judge call failed (transport, status, unreadable reply)
     │       └── IncompleteGrade                a grading reply lacked rows; ``scores``, ``missing``
     └── TrainingError                      raised by ``training/``
         ├── RecordError (ValueError)         a dataset record cannot be converted (training.data)
         ├── MissingTokenIds (ValueError)     a trajectory lacks the ids a training row needs (training.rows)
-        ├── EndpointError                    answered by the in-actor endpoint as HTTP JSON (training.endpoint)
+        ├── EndpointError                    the in-actor endpoint's HTTP error answers (training.endpoint)
         ├── RefreshError (RuntimeError)      weight refresh of an external server failed (training.refresh)
         │   └── DevModeRequired                the server lacks vLLM's dev-mode endpoints
         └── WideSeekExtensionError (RuntimeError)   the OpenRLHF extension (training.openrlhf_ext.errors)
@@ -44,9 +44,9 @@ With ``WideSeekConfig(strict=True)`` (or ``WIDESEEK_STRICT=1``) those failures p
 instead, so a debugger stops where they happen; the model's own mistakes (:data:`MODEL_MISTAKES`) are always
 answered to the model, since they are what the agent loop exists to handle.
 
-Errors that do leave the graph in the default mode: ``ValueError`` from :meth:`WideSeekGraph.arun` for an empty
-question, :class:`ConfigError` (and ``FileNotFoundError`` for a missing ``prompt_dir``) while building a graph,
-and ``asyncio.CancelledError`` when the caller cancels.
+Errors that do leave the graph in the default mode: ``ValueError`` from :meth:`WideSeekGraph.arun` for an
+empty question, :class:`ConfigError` (and ``FileNotFoundError`` for a missing ``prompt_dir``) while building a
+graph, and ``asyncio.CancelledError`` when the caller cancels.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class WideSeekError(Exception):
     """The root of every exception this project raises on purpose."""
 
 
-# --- configuration -------------------------------------------------------------------------------------------
+# --- configuration ------------------------------------------------------------------------------------------
 class ConfigError(WideSeekError, ValueError):
     """The configuration cannot build what it names; the message says which setting to change."""
 
@@ -96,7 +96,7 @@ class CorpusError(ConfigError):
     """The corpus file is missing or has malformed lines."""
 
 
-# --- retries -------------------------------------------------------------------------------------------------
+# --- retries ------------------------------------------------------------------------------------------------
 class RetryableError(WideSeekError):
     """Raised by an attempt that may succeed if repeated; ``retry_after`` is the server's hint in seconds."""
 
@@ -105,7 +105,7 @@ class RetryableError(WideSeekError):
         self.retry_after = retry_after
 
 
-# --- the model server ----------------------------------------------------------------------------------------
+# --- the model server ---------------------------------------------------------------------------------------
 class ModelError(WideSeekError):
     """The model server did not produce a completion. Messages never contain API keys."""
 
@@ -127,7 +127,7 @@ class ModelUnavailableError(ModelError):
     """The server kept failing (429/5xx/timeouts/connection errors) after every retry."""
 
 
-# --- tools ---------------------------------------------------------------------------------------------------
+# --- tools --------------------------------------------------------------------------------------------------
 class ToolError(WideSeekError):
     """A tool call could not be served. ``str(err)`` may be shown to the model, so it never holds secrets."""
 
@@ -159,7 +159,7 @@ class SummaryError(ToolError):
     """The summariser model did not answer."""
 
 
-# --- evaluation ----------------------------------------------------------------------------------------------
+# --- evaluation ---------------------------------------------------------------------------------------------
 class EvalError(WideSeekError):
     """Evaluation inputs cannot be used, or the judge failed."""
 
@@ -189,12 +189,12 @@ class IncompleteGrade(JudgeError):
         self.missing = missing
 
 
-# --- training ------------------------------------------------------------------------------------------------
+# --- training -----------------------------------------------------------------------------------------------
 class TrainingError(WideSeekError):
     """The branch root of the errors ``training/`` raises (listed in the tree above)."""
 
 
-# --- strict mode ---------------------------------------------------------------------------------------------
+# --- strict mode --------------------------------------------------------------------------------------------
 #: Failures that are the model's own doing. They are always answered to the model as tool messages or agent
 #: failures, even in strict mode: handling them is the agent loop's job, not a bug to stop at.
 MODEL_MISTAKES: tuple[type[BaseException], ...] = (

@@ -1,7 +1,7 @@
 """The graph ``langgraph dev`` serves (see langgraph.json), configured from the environment.
 
-Set ``OPENAI_BASE_URL``, ``WIDESEEK_MODEL`` and a backend (``WIDESEEK_CORPUS=corpus.jsonl`` for the local index,
-``TAVILY_API_KEY`` with ``WIDESEEK_SEARCH=tavily``, ...) in the environment or in ``.env`` before
+Set ``OPENAI_BASE_URL``, ``WIDESEEK_MODEL`` and a backend (``WIDESEEK_CORPUS=corpus.jsonl`` for the local
+index, ``TAVILY_API_KEY`` with ``WIDESEEK_SEARCH=tavily``, ...) in the environment or in ``.env`` before
 ``langgraph dev``. Studio supplies its own checkpointer, so the graph is compiled without one.
 """
 
@@ -19,7 +19,8 @@ def make_graph():
     except ValueError as e:  # BackendConfigError, CorpusError: say which variables to set
         raise RuntimeError(
             f"cannot build the WideSeek graph for Studio: {e}. Set WIDESEEK_CORPUS (local search), "
-            "or WIDESEEK_SEARCH=tavily with TAVILY_API_KEY, or WIDESEEK_SEARCH=web, or WIDESEEK_SEARCH=retriever "
+            "or WIDESEEK_SEARCH=tavily with TAVILY_API_KEY, or WIDESEEK_SEARCH=web, or "
+            "WIDESEEK_SEARCH=retriever "
             "with WIDESEEK_RETRIEVER_URL, in the environment before `langgraph dev`."
         ) from e
 

@@ -40,8 +40,8 @@ __all__ = [
     "dense_index",
     "dual_level_objective",
     "dual_level_row_weights",
-    "fold_row_advantages",
     "fold_batch",
+    "fold_row_advantages",
     "grpo_advantages",
 ]
 

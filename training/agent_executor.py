@@ -5,10 +5,10 @@ OpenRLHF 0.11.2 imports this file by path (as a bare module) inside every vLLM R
 max_length, hf_tokenizer, llm_engine)`` ``n_samples_per_prompt`` times per task, concurrently, on the actor's
 event loop.
 
-Each call runs one WideSeek graph rollout against the in-actor endpoint and returns the rollout's training rows:
-a **list** of dicts, one per generation call kept for training (see ``training.rollout`` and ``training.rows``).
-Stock OpenRLHF expects one dict; the multi-row extension (``training.openrlhf_ext``, applied by
-``python -m training.openrlhf_ext.train``) consumes the lists.
+Each call runs one WideSeek graph rollout against the in-actor endpoint and returns the rollout's training
+rows: a **list** of dicts, one per generation call kept for training (see ``training.rollout`` and
+``training.rows``). Stock OpenRLHF expects one dict; the multi-row extension (``training.openrlhf_ext``,
+applied by ``python -m training.openrlhf_ext.train``) consumes the lists.
 
 Settings: ``WIDESEEK_TRAIN_CONFIG`` names a JSON file of ``training.rollout.ExecutorSettings``
 (docs/training.md).
@@ -28,7 +28,7 @@ from training.rollout import ExecutorSettings, RolloutRunner  # noqa: E402
 
 try:  # OpenRLHF checks issubclass against its own base class
     from openrlhf.utils.agent import AgentExecutorBase
-except Exception:  # no OpenRLHF here (CPU tests, offline use): the same interface, defined locally
+except Exception:  # noqa: BLE001 - no OpenRLHF here (CPU tests, offline use): the same interface, defined locally
 
     class AgentExecutorBase(ABC):  # type: ignore[no-redef]
         """Stand-in with OpenRLHF 0.11.2's interface (``openrlhf.utils.agent.AgentExecutorBase``)."""

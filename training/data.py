@@ -15,9 +15,10 @@ Sources:
 - synthetic tasks: generated from the benchmark's synthetic world (``--world-seed``, which also writes the
   world's corpus for the local search backend), or read from files in either format above.
 
-    python -m training.data wideseek-r1 hybrid_20k.jsonl --out data/train.jsonl --eval-out data/eval.jsonl --eval-size 64
-    python -m training.data widesearch --tasks widesearch.jsonl --gold widesearch_gold --out data/ws.parquet
-    python -m training.data synthetic --world-seed 0 --corpus-out data/synth_corpus.jsonl --out data/synth.jsonl
+    python -m training.data wideseek-r1 hybrid_20k.jsonl --out data/train.jsonl --eval-out data/eval.jsonl
+    --eval-size 64 python -m training.data widesearch --tasks widesearch.jsonl --gold widesearch_gold --out
+    data/ws.parquet python -m training.data synthetic --world-seed 0 --corpus-out data/synth_corpus.jsonl
+    --out data/synth.jsonl
 """
 
 from __future__ import annotations

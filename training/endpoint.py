@@ -8,7 +8,8 @@ what ``vllm serve --enable-auto-tool-choice --tool-call-parser hermes --reasonin
    (``apply_chat_template(messages, tools=..., add_generation_prompt=True)``), then tokenize;
 2. reject a prompt that does not fit the context with HTTP 400 in vLLM's words ("maximum context length");
 3. call ``engine.generate(prompt_token_ids, sampling_params)`` (OpenRLHF's ``RolloutRayActor.generate``);
-4. decode, split ``<think>`` reasoning, parse hermes ``<tool_call>`` blocks (``langgraph_wideseek.model.hermes``);
+4. decode, split ``<think>`` reasoning, parse hermes ``<tool_call>`` blocks
+   (``langgraph_wideseek.model.hermes``);
 5. answer in OpenAI JSON plus vLLM's extras: ``prompt_token_ids``, ``choices[0].token_ids``,
    ``choices[0].logprobs.content[*].logprob`` and usage.
 
@@ -16,14 +17,15 @@ The graph's trajectory therefore records the exact ids and logprobs of every cal
 from the trajectory (``training.rows``) on the same path as offline export.
 
 Requests are keyed by rollout, in the URL (``/r/{rollout_id}/v1``) or in a ``wideseek_rollout`` body field
-(what the executor uses: one base URL per actor keeps the chat model's per-endpoint caches bounded). Each rollout
-registers the engine, OpenRLHF's sampling params and the context length it runs under, and gets its own call
-accounting. Requests without a key use the default rollout given at construction.
+(what the executor uses: one base URL per actor keeps the chat model's per-endpoint caches bounded). Each
+rollout registers the engine, OpenRLHF's sampling params and the context length it runs under, and gets its
+own call accounting. Requests without a key use the default rollout given at construction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -60,7 +62,7 @@ class EndpointError(TrainingError):
 
 
 class ChatRequest(BaseModel):
-    """The chat-completions fields this endpoint reads; other fields are accepted and ignored, as vLLM does."""
+    """The chat-completions fields this endpoint reads; other fields are accepted and ignored, as in vLLM."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -133,7 +135,7 @@ def _text(content: Any) -> str:
 
 
 def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What vLLM does before rendering: flatten text parts and give templates tool-call arguments as objects."""
+    """What vLLM does before rendering: flatten text parts, give templates tool-call arguments as objects."""
     if not messages:
         raise EndpointError(400, "'messages' must be a non-empty list")
     out = []
@@ -148,10 +150,9 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fn = c.get("function") or {}
             args = fn.get("arguments")
             if isinstance(args, str):
-                try:
+                # else rendered verbatim, as the model wrote it
+                with contextlib.suppress(json.JSONDecodeError):
                     fn["arguments"] = json.loads(args)
-                except json.JSONDecodeError:
-                    pass  # rendered verbatim, as the model wrote it
             calls.append(c)
         if calls:
             m["tool_calls"] = calls
@@ -170,8 +171,9 @@ def context_error(max_length: int, prompt_len: int) -> EndpointError:
 class ChatEndpoint:
     """The in-actor endpoint. Construct anywhere; :meth:`start` on the loop that will serve it.
 
-    ``strict_max_tokens`` reproduces vLLM's 400 for ``prompt + max_tokens > context``; by default the request's
-    ``max_tokens`` is clamped to the context that remains instead, because the graph budgets with estimates.
+    ``strict_max_tokens`` reproduces vLLM's 400 for ``prompt + max_tokens > context``; by default the
+    request's ``max_tokens`` is clamped to the context that remains instead, because the graph budgets with
+    estimates.
     """
 
     def __init__(
@@ -326,7 +328,7 @@ class ChatEndpoint:
             text = self.tokenizer.apply_chat_template(
                 messages, tools=tools or None, add_generation_prompt=True, tokenize=False, **template_kwargs
             )
-        except Exception as e:  # jinja errors, raise_exception() in the template
+        except Exception as e:  # noqa: BLE001 - jinja errors, raise_exception() in the template
             raise EndpointError(400, f"chat template failed: {type(e).__name__}: {e}") from None
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -399,7 +401,7 @@ class ChatEndpoint:
                 # always ask for the sampled token's logprob: rows carry the rollout logprobs
                 logprobs=max(1, req.top_logprobs or 0),
             )
-        except Exception as e:  # vLLM validates at construction (VLLMValidationError is not a ValueError)
+        except Exception as e:  # noqa: BLE001 - vLLM validates at construction (VLLMValidationError is not a ValueError)
             raise EndpointError(400, f"invalid sampling parameters: {e}") from None
 
         t0 = time.perf_counter()

@@ -6,9 +6,9 @@ its one generation method is::
     request_output = await llm_engine.generate(prompt_token_ids, sampling_params, multi_modal_data=None)
 
 returning vLLM's ``RequestOutput``: ``.prompt_token_ids`` and ``.outputs[0]`` (a ``CompletionOutput``) with
-``.token_ids``, ``.text``, ``.finish_reason`` (``"stop"``, ``"length"`` or ``"abort"``) and ``.logprobs``, a list
-(one per generated token) of ``{token_id: Logprob}`` dicts whose values carry ``.logprob``, or ``None`` when
-logprobs were not requested.
+``.token_ids``, ``.text``, ``.finish_reason`` (``"stop"``, ``"length"`` or ``"abort"``) and ``.logprobs``, a
+list (one per generated token) of ``{token_id: Logprob}`` dicts whose values carry ``.logprob``, or ``None``
+when logprobs were not requested.
 
 ``sampling_params`` is a ``vllm.SamplingParams``. :func:`make_sampling_params` builds one from a base object
 plus per-request overrides, using vLLM's class when vLLM imports and :class:`SamplingParamsLite` (same field
@@ -83,7 +83,7 @@ class SamplingParamsLite:
 def _vllm_sampling_params_cls() -> type | None:
     try:
         from vllm import SamplingParams  # type: ignore[import-not-found]
-    except Exception:  # vLLM absent, or present but unusable on this machine (no CUDA build)
+    except Exception:  # noqa: BLE001 - vLLM absent, or present but unusable on this machine (no CUDA build)
         return None
     return SamplingParams
 
@@ -131,7 +131,7 @@ def make_sampling_params(base: Any = None, *, factory: type | None = None, **ove
     return cls(**values)
 
 
-# --- vLLM-shaped outputs, for engine stand-ins -----------------------------------------------------------------
+# --- vLLM-shaped outputs, for engine stand-ins --------------------------------------------------------------
 
 
 @dataclass

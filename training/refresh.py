@@ -8,9 +8,9 @@ server started with ``VLLM_SERVER_DEV_MODE=1`` exposes the routes that reload th
     POST /reset_prefix_cache       cached KV of the old weights is stale
     POST /resume
 
-:class:`WeightRefresher` runs that sequence (and always resumes a server it paused, even when the reload fails);
-:class:`CheckpointWatcher` polls the checkpoint folder and refreshes once per new, completely written step.
-Dev-mode routes have no authentication of their own: keep such a server on a private network.
+:class:`WeightRefresher` runs that sequence (and always resumes a server it paused, even when the reload
+fails); :class:`CheckpointWatcher` polls the checkpoint folder and refreshes once per new, completely written
+step. Dev-mode routes have no authentication of their own: keep such a server on a private network.
 
     python -m training.refresh --server http://10.0.0.5:8000 --ckpt-path /ckpt/wideseek --watch
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -130,8 +131,10 @@ class WeightRefresher:
                 text = await r.text()
                 if r.status == 404:
                     raise DevModeRequired(
-                        f"{self.config.server}{route} answered 404: the server has no dev-mode routes. Start it "
-                        "with VLLM_SERVER_DEV_MODE=1 (on a private network: these routes are unauthenticated)."
+                        f"{self.config.server}{route} answered 404: the server has no dev-mode routes. "
+                        f"Start it "
+                        "with VLLM_SERVER_DEV_MODE=1 (on a private network: these routes are "
+                        "unauthenticated)."
                     )
                 if r.status in (401, 403):
                     raise RefreshError(f"{route}: HTTP {r.status} (check the API key given for this server)")
@@ -143,7 +146,7 @@ class WeightRefresher:
                     return json.loads(text)
                 except json.JSONDecodeError:
                     return text
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise RefreshError(
                 self._redact(f"{route}: cannot reach {self.config.server}: {type(e).__name__}: {e}")
             ) from None
@@ -166,7 +169,7 @@ class WeightRefresher:
             report.steps.append("reload_weights")
             await self._post("/reset_prefix_cache")
             report.steps.append("reset_prefix_cache")
-        except BaseException as e:  # resume below, then re-raise
+        except BaseException as e:  # noqa: BLE001 - resume below, then re-raise
             failure = e
         finally:
             try:
@@ -182,7 +185,7 @@ class WeightRefresher:
         return report
 
 
-# --- checkpoint watching -----------------------------------------------------------------------------------------
+# --- checkpoint watching ------------------------------------------------------------------------------------
 
 
 def checkpoint_steps(ckpt_path: str | Path) -> list[tuple[int, Path]]:
@@ -222,8 +225,8 @@ def _snapshot(path: Path) -> tuple[tuple[str, int, int], ...]:
 class CheckpointWatcher:
     """Refreshes the server once per new checkpoint step, after its folder stopped changing.
 
-    A folder is ready when :func:`weights_complete` holds and its file names, sizes and mtimes were the same at
-    two consecutive polls (the writer may still be adding the tokenizer files after the weights). Only the
+    A folder is ready when :func:`weights_complete` holds and its file names, sizes and mtimes were the same
+    at two consecutive polls (the writer may still be adding the tokenizer files after the weights). Only the
     newest ready step is loaded; older unseen ones are skipped. A failed refresh is logged and retried at the
     next poll; :class:`DevModeRequired` stops the watcher (retrying cannot help).
     """
@@ -280,13 +283,11 @@ class CheckpointWatcher:
                 raise
             except RefreshError as e:
                 log.error("refresh failed, will retry: %s", e)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
-                pass
 
 
-# --- CLI ---------------------------------------------------------------------------------------------------------
+# --- CLI ----------------------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,10 +1,12 @@
-"""The reward of one training rollout: the WideSeek-R1 reward of ``langgraph_wideseek.eval.reward``, or a custom one.
+"""The reward of one training rollout: the WideSeek-R1 reward of ``langgraph_wideseek.eval.reward``, or a
+custom one.
 
 The default builds the scorer's :class:`~langgraph_wideseek.eval.tasks.Task` from the dataset label
 (:mod:`training.data`) with :func:`~langgraph_wideseek.eval.reward.task_from_label` and calls
 ``compute_reward(result, task, judge=..., mode=...)``:
 
-- ``mode="generic"`` is the paper's training recipe (keys matched after alignment, every other cell judged by an
+- ``mode="generic"`` is the paper's training recipe (keys matched after alignment, every other cell judged by
+  an
   LLM with one generic criterion): it needs an OpenAI-compatible judge (``judge_base_url``, ``judge_model``,
   the key in the environment variable ``judge_api_key_env``);
 - ``mode="benchmark"`` scores each column with its own WideSearch metric; tasks whose columns use only exact,
@@ -33,7 +35,8 @@ from langgraph_wideseek.graph.result import WideSeekResult
 from .data import TaskLabel
 
 RewardOut = tuple[float, dict[str, float]]
-# The parts of langgraph_wideseek.eval.reward.RewardBreakdown that are logged (a fixed set: see the docstring).
+# The parts of langgraph_wideseek.eval.reward.RewardBreakdown that are logged (a fixed set: see the
+# docstring).
 BREAKDOWN_PARTS = ("item_f1", "format_bonus", "access_bonus", "length_penalty", "judge_failures")
 
 
@@ -129,7 +132,8 @@ def build_judge(settings: RewardSettings) -> Any:
 
 class RolloutReward:
     """The reward of rollouts on one actor: one judge, and the scorer task of each label (built once per label
-    and cached by ``task_from_label``, so a task's gold table is read once for its whole group of rollouts)."""
+    and cached by ``task_from_label``, so a task's gold table is read once for its whole group of rollouts).
+    """
 
     def __init__(self, settings: RewardSettings, *, function: Any = None) -> None:
         self.settings = settings

@@ -1,4 +1,5 @@
-"""One graph rollout inside a vLLM Ray actor -> training rows: the logic behind ``training/agent_executor.py``.
+"""One graph rollout inside a vLLM Ray actor -> training rows: the logic behind
+``training/agent_executor.py``.
 
 :class:`RolloutRunner` owns what lives once per actor (the in-actor endpoint, the search backends, the
 settings) and runs one rollout per :meth:`RolloutRunner.execute`:
@@ -78,11 +79,11 @@ class ExecutorSettings(BaseModel):
         return cls.model_validate(data)
 
 
-# --- the executor ------------------------------------------------------------------------------------------------
+# --- the executor -------------------------------------------------------------------------------------------
 
 
 class RolloutRunner:
-    """One WideSeek graph rollout per :meth:`execute`; returns its training rows (see the module docstring)."""
+    """One WideSeek graph rollout per :meth:`execute`; returns its training rows (module docstring)."""
 
     def __init__(self, settings: ExecutorSettings | None = None, *, reward_fn: Any = None) -> None:
         self.settings = settings or ExecutorSettings.from_env()
@@ -106,7 +107,8 @@ class RolloutRunner:
             if self._backends is None:
                 from langgraph_wideseek.tools.factory import build_backends
 
-                # Built once per actor and shared by every rollout (opening an index per rollout would be waste).
+                # Built once per actor and shared by every rollout (opening an index per rollout would be
+                # waste).
                 cfg = self.graph_config(
                     base_url=self.endpoint.base_url, temperature=1.0, top_p=1.0, max_length=1 << 20
                 )
@@ -210,7 +212,8 @@ class RolloutRunner:
             top_k=top_k if isinstance(top_k, int) and top_k > 0 else None,
             max_length=max_length,
         )
-        # One base URL for every rollout of the actor; the rollout is named in the body (see training.endpoint).
+        # One base URL for every rollout of the actor; the rollout is named in the body (see
+        # training.endpoint).
         llm = ChatVLLM.from_config(cfg, extra_body={ROLLOUT_FIELD: rid})
         assert self._backends is not None
         search, reader = self._backends

@@ -76,7 +76,8 @@ def _calls(agent: AgentTrajectory, on_missing: OnMissing, stats: RowStats, rollo
         if t.prompt_token_ids is None or t.completion_token_ids is None:
             if on_missing == "raise":
                 raise MissingTokenIds(
-                    f"rollout {rollout_id}, agent {agent.agent_id}, turn {t.turn}: the server returned no token "
+                    f"rollout {rollout_id}, agent {agent.agent_id}, turn {t.turn}: the server returned no "
+                    f"token "
                     "ids (ask for them with return_token_ids; vLLM and the in-actor endpoint return them)"
                 )
             stats.skipped_missing_ids += 1
@@ -240,7 +241,7 @@ def validate_row(row: dict[str, Any]) -> None:
         raise ValueError("agent_weight is not 1/num_agents")
 
 
-# --- offline export ---------------------------------------------------------------------------------------------
+# --- offline export -----------------------------------------------------------------------------------------
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 :class:`ScriptedEngine` has the shape of OpenRLHF's ``RolloutRayActor.generate`` and returns vLLM-shaped
 ``RequestOutput`` objects. It decodes the prompt ids with the real tokenizer, asks a script for the raw text
 the model "writes" (``<think>`` reasoning, hermes ``<tool_call>`` blocks and all), and encodes that text back
-into token ids followed by the end-of-turn token; so everything downstream (decoding, reasoning split, tool-call
-parsing, rows) runs on real token ids through the real code.
+into token ids followed by the end-of-turn token; so everything downstream (decoding, reasoning split,
+tool-call parsing, rows) runs on real token ids through the real code.
 
 :class:`TextScript` keys replies the way the graph's tests do: the lead by its ``create_sub_agents`` tool, a
 subagent by a substring of its first user message, the turn by the number of assistant turns in its context.
@@ -120,10 +120,10 @@ def _first_user_message(prompt: str) -> str:
 
 
 class TextScript:
-    """Replies by role and turn: ``lead[k]`` for the lead's k-th call, ``subagents[key][k]`` for the k-th call of
-    the subagent whose first user message contains ``key``; ``default_subagent(prompt, k)`` for the rest.
-    An entry is raw model text or a callable of the prompt text. A missing entry is a test bug: it is
-    recorded in ``failures`` and answered with text that makes the agent fail fast (it raises)."""
+    """Replies by role and turn: ``lead[k]`` for the lead's k-th call, ``subagents[key][k]`` for the k-th call
+    of the subagent whose first user message contains ``key``; ``default_subagent(prompt, k)`` for the rest.
+    An entry is raw model text or a callable of the prompt text. A missing entry is a test bug: it is recorded
+    in ``failures`` and answered with text that makes the agent fail fast (it raises)."""
 
     def __init__(
         self,

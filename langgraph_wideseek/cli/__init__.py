@@ -17,7 +17,9 @@ SUBCOMMANDS = ("run", "index", "eval", "serve_index")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wideseek",
-        description="WideSeek-R1 on LangGraph: a lead agent with parallel subagents for broad information seeking.",
+        description=(
+            "WideSeek-R1 on LangGraph: a lead agent with parallel subagents for broad information seeking."
+        ),
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)"

@@ -75,7 +75,7 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, **extra: Any) -> WideSeekConfig:
-    """Build the config from set flags, then environment, then defaults. Raises SystemExit(2) on bad values."""
+    """Build the config from set flags, then environment, then defaults; SystemExit(2) on bad values."""
     values: dict[str, Any] = {}
     for flag, field in AGENT_FLAGS.items():
         v = getattr(args, flag, None)

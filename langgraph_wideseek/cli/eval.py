@@ -1,4 +1,5 @@
-"""``wideseek eval`` (run the agent over WideSearch tasks, then score) and ``wideseek score`` (score replies)."""
+"""``wideseek eval`` (run the agent over WideSearch tasks, then score) and ``wideseek score`` (score
+replies)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ def build_judge(args: argparse.Namespace) -> tuple[Any, str | None]:
             None
             if args.exact_judge
             else (
-                "no --judge-base-url given: scoring with the exact judge (string equality for llm_judge columns); "
+                "no --judge-base-url given: scoring with the exact judge (string equality for llm_judge "
+                "columns); "
                 "numbers are not comparable with published ones"
             )
         )
@@ -214,10 +216,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "eval",
         help="run the agent over WideSearch tasks N times each, then score (resumable)",
-        description="Run the WideSeek graph over every task --samples times (--concurrency at a time), appending "
-        "each finished trial to OUT/results.jsonl (and its rollout to OUT/trajectories.jsonl); a rerun "
-        "with the same OUT skips finished trials. Then score with the exact WideSearch algorithm and "
-        "write OUT/scores.jsonl, OUT/summary.json, OUT/report.md and OUT/scores.png.",
+        description=(
+            "Run the WideSeek graph over every task --samples times (--concurrency at a time), appending "
+            "each finished trial to OUT/results.jsonl (and its rollout to OUT/trajectories.jsonl); a rerun "
+            "with the same OUT skips finished trials. Then score with the exact WideSearch algorithm and "
+            "write OUT/scores.jsonl, OUT/summary.json, OUT/report.md and OUT/scores.png."
+        ),
     )
     _add_task_args(p, responses=False)
     g = p.add_argument_group("run")
@@ -234,9 +238,11 @@ def register(sub: Any) -> None:
     s = sub.add_parser(
         "score",
         help="score existing replies with the exact WideSearch algorithm",
-        description='Score replies ({"instance_id", "sample", "response"} per line; \'trial_idx\' is accepted '
-        "for 'sample') and write OUT/scores.jsonl, OUT/summary.json, OUT/report.md and OUT/scores.png. "
-        "Trials without a reply score 0 as missing.",
+        description=(
+            'Score replies ({"instance_id", "sample", "response"} per line; \'trial_idx\' is accepted '
+            "for 'sample') and write OUT/scores.jsonl, OUT/summary.json, OUT/report.md and OUT/scores.png. "
+            "Trials without a reply score 0 as missing."
+        ),
     )
     _add_task_args(s, responses=True)
     _add_judge_args(s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import Any
@@ -13,10 +14,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "serve-index",
         help="serve a corpus's local index over HTTP (POST /retrieve, POST /access)",
-        description="Build or load the local index of FILE.jsonl and serve it with the RLinf-style retrieval API, "
-        "so training or eval workers on many machines share one index through "
-        "--search retriever --retriever-url http://HOST:PORT. Binds to 127.0.0.1 unless --host "
-        "says otherwise (the API has no authentication: expose it on trusted networks only).",
+        description=(
+            "Build or load the local index of FILE.jsonl and serve it with the RLinf-style retrieval API, "
+            "so training or eval workers on many machines share one index through "
+            "--search retriever --retriever-url http://HOST:PORT. Binds to 127.0.0.1 unless --host "
+            "says otherwise (the API has no authentication: expose it on trusted networks only)."
+        ),
     )
     p.add_argument("corpus", help="the corpus file ({url, title, text} per line)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
@@ -53,10 +56,8 @@ async def serve_index_command(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform / the main thread
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
-            pass
     try:
         await stop.wait()
     finally:

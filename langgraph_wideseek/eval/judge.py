@@ -99,9 +99,9 @@ class ExactJudge:
         return "ExactJudge()"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Prompts (the project's own wording) and reply parsing (the official reply formats)
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 _ALIGN_PROMPT = """You match entries of two lists that refer to the same things in different ways.
 
@@ -111,19 +111,19 @@ List A, the entries to align:
 List B, the reference entries:
 {reference}
 
-For every entry of list A, look for the entry of list B that denotes the same entity or value. Differences in \
-spelling, letter case, formatting, markup, abbreviation, language or word order do not matter; identical strings \
-always correspond. Match by meaning, never by position in the lists. Leave out entries of list A that have no \
-counterpart in list B.
+For every entry of list A, look for the entry of list B that denotes the same entity or value. Differences \
+in spelling, letter case, formatting, markup, abbreviation, language or word order do not matter; identical \
+strings always correspond. Match by meaning, never by position in the lists. Leave out entries of list A \
+that have no counterpart in list B.
 
-Reply with one JSON object in a ```json fenced block. Each key is a list A entry copied exactly as written; its \
-value is the corresponding list B entry copied exactly as written. Example:
+Reply with one JSON object in a ```json fenced block. Each key is a list A entry copied exactly as written; \
+its value is the corresponding list B entry copied exactly as written. Example:
 ```json
 {{"entry as written in list A": "entry as written in list B"}}
 ```"""
 
-_COLUMNS_PROMPT = """A table was produced with the column headers of list A; the task asked for the columns of \
-list B.
+_COLUMNS_PROMPT = """A table was produced with the column headers of list A; the task asked for the columns \
+of list B.
 
 List A, the headers of the table:
 {values}
@@ -131,12 +131,13 @@ List A, the headers of the table:
 List B, the column names that were asked for:
 {reference}
 
-For every header of list A, decide which name of list B it stands for, if any: the same quantity or attribute, \
-possibly worded, abbreviated, translated or formatted differently. Identical strings always correspond. Use \
-each name of list B at most once, and leave out headers of list A that match nothing in list B.
+For every header of list A, decide which name of list B it stands for, if any: the same quantity or \
+attribute, possibly worded, abbreviated, translated or formatted differently. Identical strings always \
+correspond. Use each name of list B at most once, and leave out headers of list A that match nothing in list \
+B.
 
-Reply with one JSON object in a ```json fenced block, mapping each list A header (copied exactly as written) to \
-its list B name (copied exactly as written). Example:
+Reply with one JSON object in a ```json fenced block, mapping each list A header (copied exactly as written) \
+to its list B name (copied exactly as written). Example:
 ```json
 {{"header as written in list A": "name as written in list B"}}
 ```"""
@@ -152,8 +153,8 @@ Rows to check. Each has the answer that was given ("response") and the reference
 {rows}
 
 Score each row 1 if its response is correct under the criterion and 0 otherwise; no other values. You may \
-reason about the rows first. End your reply with one JSON object in a ```json fenced block that has every row \
-id as a key, for example:
+reason about the rows first. End your reply with one JSON object in a ```json fenced block that has every \
+row id as a key, for example:
 ```json
 {{"idx_0": 1, "idx_1": 0}}
 ```"""
@@ -205,7 +206,7 @@ def parse_grades(content: str | None, n: int) -> list[int]:
     bad: list[int] = []
     for i in range(n):
         v = obj.get(f"idx_{i}")
-        if isinstance(v, bool) or isinstance(v, (int, float)) and v in (0, 1):
+        if isinstance(v, bool) or (isinstance(v, (int, float)) and v in (0, 1)):
             scores.append(int(v))
         else:
             scores.append(0)
@@ -218,9 +219,9 @@ def parse_grades(content: str | None, n: int) -> list[int]:
     return scores
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # On-disk cache
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class JudgeCache:
@@ -286,9 +287,9 @@ class JudgeCache:
             self._memory.popitem(last=False)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # OpenAI-compatible judge
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -352,7 +353,7 @@ class OpenAIJudge:
         """Close the HTTP session of the running loop (sessions of finished loops closed with their loop)."""
         await self._transport.aclose()
 
-    async def __aenter__(self) -> OpenAIJudge:  # noqa: PYI034 - no typing_extensions dependency for Self
+    async def __aenter__(self) -> OpenAIJudge:  # no typing_extensions dependency for Self
         return self
 
     async def __aexit__(self, *exc: object) -> None:

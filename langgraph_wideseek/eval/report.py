@@ -100,7 +100,8 @@ def render_report(
         m = t.metrics
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(t.statuses.items()))
         lines.append(
-            f"| {t.instance_id} | {t.language} | {t.trials} | {_fmt(m['item_f1'].avg)} | {_fmt(m['item_f1'].max)} | "
+            f"| {t.instance_id} | {t.language} | {t.trials} | {_fmt(m['item_f1'].avg)} | "
+            f"{_fmt(m['item_f1'].max)} | "
             f"{_fmt(m['row_f1'].avg)} | {_fmt(m['row_f1'].max)} | {_fmt(m['success'].avg)} | "
             f"{_fmt(m['success'].max)} | {statuses} | {t.judge_failures} |"
         )

@@ -3,16 +3,16 @@
     R = item_F1(answer table, gold) + 0.1 (answer well formed) + 0.05 (any ``access`` call in the rollout)
         - 0.1 * clip((L - 3000) / 2000, 0, 1),   L = the longest single generation (tokens) of any agent
 
-R is 0 when the lead failed, when no table can be read from its answer, or when the table's columns are not the
-required ones. Table tasks are scored by :func:`~langgraph_wideseek.eval.score_response`:
+R is 0 when the lead failed, when no table can be read from its answer, or when the table's columns are not
+the required ones. Table tasks are scored by :func:`~langgraph_wideseek.eval.score_response`:
 
 * ``mode="generic"`` (training): every non-key column is graded by the judge with one generic criterion
   (same meaning or same entity), one call per column; keys are aligned by the judge and matched exactly;
 * ``mode="benchmark"``: each column's own WideSearch metric (``number_near``, ``url_match``, ...).
 
 QA tasks (``\\boxed{}`` answers): the judge says whether the boxed answer is equivalent to a label (1/0), plus
-the same bonuses and penalty. "Well formed" means the answer carries a fenced ``markdown`` table that reads with
-the required columns (table tasks) or a ``\\boxed{}`` answer (QA tasks).
+the same bonuses and penalty. "Well formed" means the answer carries a fenced ``markdown`` table that reads
+with the required columns (table tasks) or a ``\\boxed{}`` answer (QA tasks).
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class RewardBreakdown(BaseModel):
 
 def generic_task(task: Task) -> Task:
     """The training-style variant of a table task: non-key columns judged with the generic criterion
-    (:func:`~langgraph_wideseek.eval.tasks.training_pipeline`); key columns keep their own spec if they have one."""
+    (:func:`~langgraph_wideseek.eval.tasks.training_pipeline`); key columns keep their own spec if they have
+    one."""
     pipeline = training_pipeline(task.required, task.unique_columns)
     pipeline.update({c: task.eval_pipeline[c] for c in task.unique_columns if c in task.eval_pipeline})
     return task.model_copy(update={"eval_pipeline": pipeline})
@@ -87,8 +88,8 @@ def task_from_label(label: Any) -> Task:
     """A :class:`Task` from a training label (``training/data.py``'s ``TaskLabel``: a model, dict or JSON).
 
     Table labels carry the gold table as markdown or CSV text, key and required columns and, for WideSearch
-    tasks, the evaluation spec; without an ``eval_pipeline`` the training recipe applies. QA labels carry their
-    answers. Results are cached per label, since every rollout of a group shares one.
+    tasks, the evaluation spec; without an ``eval_pipeline`` the training recipe applies. QA labels carry
+    their answers. Results are cached per label, since every rollout of a group shares one.
     """
     if hasattr(label, "model_dump_json"):
         label = label.model_dump_json()
@@ -101,7 +102,7 @@ def task_from_label(label: Any) -> Task:
 def _task_from_label_json(text: str) -> Task:
     data = json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError("a task label must be a JSON object")  # noqa: TRY004 - bad input, one error type
+        raise ValueError("a task label must be a JSON object")  # bad input, one error type
     iid = str(data.get("instance_id", ""))
     language = str(data.get("language") or "en")
     if data.get("kind") == "qa":
@@ -115,7 +116,7 @@ def _task_from_label_json(text: str) -> Task:
         )
     gold_text = data.get("gold_table")
     if not isinstance(gold_text, str):
-        raise ValueError(f"table label {iid!r} has no gold_table")  # noqa: TRY004
+        raise ValueError(f"table label {iid!r} has no gold_table")
     if data.get("gold_format") == "csv":
         frame = read_gold_csv(gold_text.encode("utf-8"))
     else:

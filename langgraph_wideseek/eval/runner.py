@@ -2,16 +2,17 @@
 
 Layout of an output folder::
 
-    results.jsonl       one line per finished trial: instance_id, sample, response, status, errors, usage, elapsed
+    results.jsonl       one line per finished trial: instance_id, sample, response, status, errors, usage,
+                        elapsed
     trajectories.jsonl  one line per finished trial: instance_id, sample, trajectory (the rollout)
     scores.jsonl        one TrialScore per (task, sample), rewritten by every scoring pass
     summary.json        EvalSummary: Avg@N / Max@N / Min@N per language and pooled
     report.md, scores.png
     judge_cache/        the judge's on-disk cache (CLI default), so re-scoring costs no judge calls
 
-A trial's line is written (and fsynced, in a worker thread: an fsync takes milliseconds) the moment it finishes,
-so a killed run loses only trials in flight; running again skips every (instance_id, sample) already in
-``results.jsonl``. A failed agent run is a finished trial too: it is recorded with its errors and scores 0
+A trial's line is written (and fsynced, in a worker thread: an fsync takes milliseconds) the moment it
+finishes, so a killed run loses only trials in flight; running again skips every (instance_id, sample) already
+in ``results.jsonl``. A failed agent run is a finished trial too: it is recorded with its errors and scores 0
 (``retry_failed`` runs those again).
 
 The runner scores table tasks (WideSearch); a task list holding QA tasks is rejected before any agent runs,
@@ -48,14 +49,15 @@ __all__ = [
     "TrialRecord",
     "load_responses",
     "read_results",
+    "require_table_tasks",
     "run_eval",
     "run_trials",
-    "require_table_tasks",
     "score_records",
 ]
 
 Agent = Callable[[str], Awaitable[Any]]
-"""``await agent(question)`` returns a :class:`~langgraph_wideseek.WideSeekResult` (or anything with ``answer``,
+"""``await agent(question)`` returns a :class:`~langgraph_wideseek.WideSeekResult` (or anything with
+``answer``,
 and optionally ``status``, ``errors``, ``usage`` and ``trajectory``)."""
 
 RESULTS = "results.jsonl"
@@ -74,18 +76,20 @@ class TrialRecord(BaseModel):
     elapsed: float = 0.0
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # results files
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def require_table_tasks(tasks: Iterable[Task]) -> None:
-    """Raise :class:`UnsupportedTaskError` naming the QA tasks among ``tasks`` (the runner scores tables only)."""
+    """Raise :class:`UnsupportedTaskError` naming the QA tasks among ``tasks`` (the runner scores tables
+    only)."""
     qa = [t.instance_id for t in tasks if t.kind != "table"]
     if qa:
         shown = ", ".join(qa[:5]) + (" ..." if len(qa) > 5 else "")
         raise UnsupportedTaskError(
-            f"{len(qa)} task(s) are QA tasks, which the evaluation runner does not score: {shown}. Leave them out "
+            f"{len(qa)} task(s) are QA tasks, which the evaluation runner does not score: {shown}. Leave "
+            f"them out "
             "(--ids), or score QA answers with langgraph_wideseek.eval.reward.compute_reward"
         )
 
@@ -146,9 +150,9 @@ def load_responses(path: str | Path) -> list[TrialRecord]:
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # running the agent
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _dump(value: Any) -> Any:
@@ -168,7 +172,7 @@ async def _run_one(agent: Agent, task: Task, sample: int, timeout: float | None)
             result = await agent(task.query)
     except TimeoutError:
         error = f"agent run exceeded {timeout} s"
-    except Exception as e:  # noqa: BLE001 - a crashing run is a failed trial, recorded, not a crashed eval
+    except Exception as e:  # a crashing run is a failed trial, recorded, not a crashed eval
         log.warning("task %s sample %d: the agent raised", task.instance_id, sample, exc_info=True)
         error = f"agent raised {type(e).__name__}: {e}"
     else:
@@ -256,10 +260,8 @@ async def run_trials(
         raise ValueError("samples and concurrency must be >= 1")
     require_table_tasks(tasks)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS
-    trim_partial_tail(results_path)
-    previous = read_results(results_path)
+    previous = await asyncio.to_thread(_finished_trials, results_path)
     done = {(r.instance_id, r.sample) for r in previous if not (retry_failed and r.status == Status.FAILED)}
     pending = [(t, k) for t in tasks for k in range(samples) if (t.instance_id, k) not in done]
     wanted = {(t.instance_id, k) for t in tasks for k in range(samples)}
@@ -295,12 +297,18 @@ async def run_trials(
         bar.close()
         results.close()
         trajectories.close()
+    return await asyncio.to_thread(read_results, results_path)
+
+
+def _finished_trials(results_path: Path) -> list[TrialRecord]:
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    trim_partial_tail(results_path)
     return read_results(results_path)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # scoring
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 async def score_records(
@@ -320,8 +328,6 @@ async def score_records(
     its errors. Records of tasks not in ``tasks`` are ignored.
     """
     require_table_tasks(tasks)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     by_key = {(r.instance_id, r.sample): r for r in records}
     slots = asyncio.Semaphore(concurrency)
 
@@ -339,16 +345,21 @@ async def score_records(
             return await score_response(task, rec.response, judge=judge, sample=sample)
 
     scores = await asyncio.gather(*(one(t, k) for t in tasks for k in range(samples)))
-    atomic_write_text(out / "scores.jsonl", "".join(s.model_dump_json() + "\n" for s in scores))
     name = judge_name or getattr(judge, "name", None) or type(judge).__name__
     if hasattr(judge, "model"):
         name = f"{name}:{judge.model}"
     summary = summarize(scores, samples=samples, judge=name)
-    atomic_write_text(out / "summary.json", summary.model_dump_json(indent=2))
-    warnings = write_report(summary, out, title=title)
+    # files and the plot are written in a worker thread: the caller's loop may be serving other work
+    warnings = await asyncio.to_thread(_write_scores, Path(out_dir), scores, summary, title)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return summary
+
+
+def _write_scores(out: Path, scores: list[TrialScore], summary: EvalSummary, title: str) -> list[str]:
+    atomic_write_text(out / "scores.jsonl", "".join(s.model_dump_json() + "\n" for s in scores))
+    atomic_write_text(out / "summary.json", summary.model_dump_json(indent=2))
+    return write_report(summary, out, title=title)
 
 
 async def run_eval(

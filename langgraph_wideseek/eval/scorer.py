@@ -190,7 +190,7 @@ class _Trial:
             return self.zero(TrialStatus.ERROR, column_map=column_map)
         try:
             return await self._score(Frame(tuple(columns), frame.data), column_map)
-        except Exception as e:  # noqa: BLE001 - the original scored any evaluator exception as 0; we say why
+        except Exception as e:  # the original scored any evaluator exception as 0; we say why
             log.warning("task %s: scoring failed", task.instance_id, exc_info=True)
             self.errors.append(f"scoring failed: {type(e).__name__}: {e}")
             return self.zero(TrialStatus.ERROR, column_map=column_map)
@@ -310,7 +310,7 @@ class _Trial:
     async def _grade(
         self, col: str, criterion: str, pairs: list[tuple[str, str]]
     ) -> tuple[list[float], bool]:
-        """One judge call for the whole column; a failure scores its rows 0 (or keeps the rows it did read)."""
+        """One judge call for the whole column; a failure scores its rows 0 (or keeps the rows it read)."""
         if not pairs:
             return [], False
         self.judge_calls += 1
@@ -350,6 +350,7 @@ async def score_response(
     """
     if task.kind != "table":
         raise UnsupportedTaskError(
-            f"task {task.instance_id} is a QA task; score it with langgraph_wideseek.eval.reward.compute_reward"
+            f"task {task.instance_id} is a QA task; score it with "
+            f"langgraph_wideseek.eval.reward.compute_reward"
         )
     return await _Trial(task, judge, sample).run(response)

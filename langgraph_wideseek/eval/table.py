@@ -9,7 +9,8 @@ pandas version. ``tests/eval/test_eval_table_pandas.py`` checks it against panda
 
 The pieces, in the order the scorer uses them:
 
-* :func:`extract_table_block` finds the table text in a reply (first fenced ``markdown`` block, else a pipe run);
+* :func:`extract_table_block` finds the table text in a reply (the first fenced ``markdown`` block, else a
+  pipe run);
 * :func:`normalize_block` applies the official line clean-up (header lowercased and despaced, separator
   lines dropped, cells stripped);
 * :func:`read_delimited` tokenizes like pandas' C parser and builds a :class:`Frame` of rendered strings;
@@ -95,9 +96,9 @@ class Frame:
         return Frame(tuple(columns), self.data)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 1. Finding the table in a reply
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 # A run of lines starting with "|", beginning at the first pipe. "." stops at "\n" only, as in the original.
 _PIPE_RUN = re.compile(r"(?:\|.*\n?)+")
@@ -107,9 +108,9 @@ _SEPARATOR_CHARS = frozenset("|- :")
 def extract_table_block(response: str | None) -> str | None:
     """The table text of a reply, before clean-up, or ``None`` when there is none.
 
-    The first block opened by three backticks and ``markdown`` (case-sensitive) wins. Without one, a reply with
-    at least four ``|`` characters yields the first run of lines that start with ``|``, beginning at the first
-    ``|`` of the reply (which may sit mid-line).
+    The first block opened by three backticks and ``markdown`` (case-sensitive) wins. Without one, a reply
+    with at least four ``|`` characters yields the first run of lines that start with ``|``, beginning at the
+    first ``|`` of the reply (which may sit mid-line).
     """
     if not response:
         return None
@@ -151,9 +152,9 @@ def norm_column(name: str) -> str:
     return name.strip().lower().replace(" ", "")
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 2. Tokenizing like pandas' C parser (default dialect: quotechar '"', doublequote, no escape, no comments)
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 _BLANK_LINE = re.compile(r"[ \t]*(?:\r\n|\n|\r|\Z)")
 
@@ -231,9 +232,9 @@ def tokenize(text: str, sep: str = ",") -> list[list[str]]:
     return records
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 3. Whole-column typing and rendering
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 _WS = " \t\n\v\f\r"  # C isspace in the "C" locale: what pandas' number parsers skip around a number
 _INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+[ \t\n\v\f\r]*")
@@ -263,7 +264,8 @@ def _inf(word: str) -> float | None:
 
 
 def parse_c_double(word: str) -> float | None:
-    """pandas' default float converter (``precise_xstrtod``), step for step, or ``None`` if it rejects the word.
+    """pandas' default float converter (``precise_xstrtod``), step for step, or ``None`` if it rejects the
+    word.
 
     It keeps at most 17 significant digits (leading zeros count), scales once by a power of ten and rejects
     results out of range; so a few long inputs round differently from Python's ``float``. ``inf`` and
@@ -411,9 +413,9 @@ def _render_uint64(values: list[str], na: list[bool]) -> list[str] | None:
     return [str(uv) for uv in parsed]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 4. Frames
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _header_names(fields: list[str]) -> list[str]:
@@ -525,8 +527,8 @@ def to_markdown(
 
 
 def first_occurrences(key_columns: list[list[str]]) -> list[int]:
-    """Row indices that keep the first row of each distinct key (the official ``drop_duplicates(keep="first")``
-    on the rendered, not yet normalised, key cells)."""
+    """Row indices that keep the first row of each distinct key (the official
+    ``drop_duplicates(keep="first")`` on the rendered, not yet normalised, key cells)."""
     seen: set[tuple[str, ...]] = set()
     rows: list[int] = []
     for i, key in enumerate(zip(*key_columns)):

@@ -154,7 +154,7 @@ class Task(BaseModel):
         return copy
 
     def derived(self, key: str, build: Callable[[Task], Task]) -> Task:
-        """``build(self)``, computed once per task and key (e.g. the training-style variant of the pipeline)."""
+        """``build(self)``, computed once per task and key (e.g. the training-style variant)."""
         if key not in self._derived:
             self._derived[key] = build(self)
         return self._derived[key]
@@ -178,9 +178,9 @@ def _prepare_gold(task: Task) -> PreparedGold:
     return PreparedGold(raw, cells, len(rows), index)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Loading
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _parse_evaluation(value: Any) -> dict[str, Any]:
@@ -277,7 +277,8 @@ def table_task_from_gold(
     required_columns: Iterable[str] | None = None,
 ) -> Task:
     """A table task from a gold frame (columns normalised) and its evaluation spec; without an
-    ``eval_pipeline`` the training recipe's pipeline applies. Shared by training-data files and trainer labels."""
+    ``eval_pipeline`` the training recipe's pipeline applies. Shared by training-data files and trainer
+    labels."""
     required = [norm_column(str(c)) for c in required_columns or evaluation.get("required") or frame.columns]
     unique = [norm_column(str(c)) for c in unique_columns or evaluation.get("unique_columns") or ()]
     absent = [c for c in required if c not in frame.columns]
@@ -382,10 +383,12 @@ def _load_hub(gold_dir: Path | None) -> list[Task]:
         import datasets
     except ImportError:
         raise TaskLoadError(
-            "loading WideSearch from the hub needs the 'datasets' package: pip install 'langgraph-wideseek[eval]'"
+            "loading WideSearch from the hub needs the 'datasets' package: pip install "
+            "'langgraph-wideseek[eval]'"
         ) from None
     hint = (
-        "If this machine is offline, download the dataset elsewhere (widesearch.jsonl and the widesearch_gold/ "
+        "If this machine is offline, download the dataset elsewhere (widesearch.jsonl and the "
+        "widesearch_gold/ "
         "folder) and pass --tasks FILE.jsonl --gold DIR."
     )
     try:

@@ -6,17 +6,17 @@ Shape (parent graph = the lead)::
                            --(malformed / empty / extra calls)--> lead_feedback -> lead
                            --(reply without a tool call, or failure)--> finalize -> END
 
-``subagent`` runs one subagent with its own private state, turn by turn (the model call plus its tool call, the
-last turn also writing the report): by default as a compiled subgraph (``START -> turn <-> turn -> END``) taking
-one graph step per turn, or, with ``subagent_subgraph=False``, as one node looping over the same turns. Either
-way only its report and its trajectory flow back. Every subagent of a wave runs concurrently (LangGraph runs
-the Sends of one superstep together) and every item of a tool call runs concurrently (``asyncio.gather`` in the
-tool layer).
+``subagent`` runs one subagent with its own private state, turn by turn (the model call plus its tool call,
+the last turn also writing the report): by default as a compiled subgraph (``START -> turn <-> turn -> END``)
+taking one graph step per turn, or, with ``subagent_subgraph=False``, as one node looping over the same turns.
+Either way only its report and its trajectory flow back. Every subagent of a wave runs concurrently (LangGraph
+runs the Sends of one superstep together) and every item of a tool call runs concurrently (``asyncio.gather``
+in the tool layer).
 
 Both roles take a turn the same way (:meth:`WideSeekGraph._agent_turn`: first prompt, prompt budget, model
 call, turn record, status) and answer their tool calls the same way (:meth:`WideSeekGraph._answer_calls`: the
-first call runs, further calls of the turn are told so, the turn hint comes last); an :class:`_AgentSpec` holds
-what differs between them.
+first call runs, further calls of the turn are told so, the turn hint comes last); an :class:`_AgentSpec`
+holds what differs between them.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class _AgentSpec:
     role: Role
     system: SystemMessage
     llm: ChatRunnable  # the chat model with the role's tools bound
-    # the role's tool schemas as recorded in trajectories: a copy of the ones sent, so that editing a record in
-    # place can never change what later requests send
+    # the role's tool schemas as recorded in trajectories: a copy of the ones sent, so that editing a record
+    # in place can never change what later requests send
     tools: list[dict[str, Any]]
     max_turns: int
     user_prompt: str  # the template of the first user message
@@ -112,8 +112,8 @@ class _AgentSpec:
 class WideSeekGraph:
     """Builds and runs the WideSeek-R1 multi-agent graph.
 
-    ``llm`` (any LangChain chat model that supports ``bind_tools``), ``search`` and ``reader`` replace what the
-    config would build; ``summarizer_llm`` replaces the page summariser's model.
+    ``llm`` (any LangChain chat model that supports ``bind_tools``), ``search`` and ``reader`` replace what
+    the config would build; ``summarizer_llm`` replaces the page summariser's model.
 
     By default each subagent is a compiled subgraph with one graph step per turn (each turn shows up in Studio
     and in ``stream(..., subgraphs=True)``, and a checkpointer saves each turn). ``subagent_subgraph=False``
@@ -223,8 +223,8 @@ class WideSeekGraph:
         """One model call of ``agent``: the state update, and the call's outcome (``None``: no call was made).
 
         The first turn starts the agent's messages (system prompt, then the user prompt filled with
-        ``first_user`` and the first-turn hint). The update sets ``status`` when the agent is done: ``OK`` for a
-        final reply, ``FAILED`` (with ``error``) for a failed call, an oversized prompt or the turn limit.
+        ``first_user`` and the first-turn hint). The update sets ``status`` when the agent is done: ``OK`` for
+        a final reply, ``FAILED`` (with ``error``) for a failed call, an oversized prompt or the turn limit.
         """
         cfg = self.config
         messages = state.get("messages") or []
@@ -283,8 +283,8 @@ class WideSeekGraph:
         next_turn: int,
         max_turns: int,
     ) -> list[BaseMessage]:
-        """The messages that answer one turn's tool calls: the first call's result with the turn hint, and "only
-        the first call runs" for the others; a turn without calls gets a user nudge instead."""
+        """The messages that answer one turn's tool calls: the first call's result with the turn hint, and
+        "only the first call runs" for the others; a turn without calls gets a user nudge instead."""
         hint = self.prompts.text("next_turn_hint", turn=next_turn, max_turns=max_turns)
         if first is None:
             return [HumanMessage(self.prompts.text("empty_reply") + hint)]
@@ -322,9 +322,9 @@ class WideSeekGraph:
         return "turn" if state.get("status") == Status.RUNNING else END
 
     async def _sub_turn(self, state: SubagentState) -> dict[str, Any]:
-        """One subagent turn as one graph step: the model call, then its tool call, or (when the agent is done)
-        its report. A LangGraph superstep costs the client about as much CPU as the model call itself (see
-        docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
+        """One subagent turn as one graph step: the model call, then its tool call, or (when the agent is
+        done) its report. A LangGraph superstep costs the client about as much CPU as the model call itself
+        (see docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
         update = await self._sub_act(state)
         after = apply_update(SubagentState, state, update)
         more = (
@@ -346,7 +346,7 @@ class WideSeekGraph:
             return text, errors, False
         except ToolArgumentError as e:
             return self.prompts.text("tool_error", error=str(e)), [], True
-        except Exception as e:  # noqa: BLE001 - a bug in a tool costs this call, not the wave (unless strict)
+        except Exception as e:  # a bug in a tool costs this call, not the wave (unless strict)
             raise_if_strict(e, self.config.strict)
             log.exception("tool %s raised", name)
             reason = f"internal error {type(e).__name__}"
@@ -724,7 +724,7 @@ class WideSeekGraph:
             if close is not None:
                 try:
                     await close()
-                except Exception:  # noqa: BLE001 - closing is best effort; it must not hide the run's result
+                except Exception:  # closing is best effort; it must not hide the run's result
                     log.warning("closing %r failed", obj, exc_info=True)
 
     async def __aenter__(self) -> WideSeekGraph:

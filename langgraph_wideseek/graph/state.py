@@ -21,7 +21,6 @@ from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hin
 
 from langchain_core.messages import AnyMessage
 
-
 __all__ = [
     "RESET",
     "LeadInput",
@@ -75,10 +74,10 @@ class ToolCallRef(TypedDict):
 class PendingCall(TypedDict):
     """The lead's tool call being served: what ``collect`` or ``lead_feedback`` answers on the next step.
 
-    ``call`` is the first call of the turn (``None`` for an empty reply, answered with a user nudge), ``others``
-    the further calls of the same turn (answered "only the first call runs"), ``subtasks`` the validated
-    prompts (empty when ``error`` says why the call was rejected), ``notes`` what the lead is told about
-    skipped or dropped entries, and ``wave`` the wave the subtasks run in.
+    ``call`` is the first call of the turn (``None`` for an empty reply, answered with a user nudge),
+    ``others`` the further calls of the same turn (answered "only the first call runs"), ``subtasks`` the
+    validated prompts (empty when ``error`` says why the call was rejected), ``notes`` what the lead is told
+    about skipped or dropped entries, and ``wave`` the wave the subtasks run in.
     """
 
     call: ToolCallRef | None
@@ -163,8 +162,8 @@ def _reducers(schema: type) -> tuple[tuple[str, Reducer], ...]:
 
 
 def apply_update(schema: type, state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``state`` with ``update`` applied as LangGraph applies it to a ``schema`` state: keys with a reducer are
-    reduced, every other key is overwritten."""
+    """``state`` with ``update`` applied as LangGraph applies it to a ``schema`` state: keys with a reducer
+    are reduced, every other key is overwritten."""
     out = {**state, **update}
     for key, reducer in _reducers(schema):
         if key in update and key in state:

@@ -40,7 +40,8 @@ __all__ = [
 
 
 class Status(StrEnum):
-    """The status of a run, an agent, a subagent's report or an evaluation trial (values are the JSON strings)."""
+    """The status of a run, an agent, a subagent's report or an evaluation trial (values are the JSON
+    strings)."""
 
     RUNNING = "running"  # graph state only: the agent has not finished
     OK = "ok"
@@ -65,7 +66,8 @@ class Completion(BaseModel):
 
 
 class TurnRecord(BaseModel):
-    """One generation call of one agent. Its message dicts are shared with the agent's other turns (see above)."""
+    """One generation call of one agent. Its message dicts are shared with the agent's other turns (see
+    above)."""
 
     turn: int
     messages: list[dict[str, Any]]
@@ -138,7 +140,7 @@ class Trajectory(BaseModel):
         return self.model_dump_json(exclude_none=False)
 
 
-# --- plain data <-> models, without copies -------------------------------------------------------------------
+# --- plain data <-> models, without copies ------------------------------------------------------------------
 M = TypeVar("M", bound=BaseModel)
 _Check = Callable[[Any], bool]
 
@@ -239,7 +241,7 @@ def _model_check(model: type[BaseModel]) -> _Check:
     return check
 
 
-def _check(tp: Any) -> _Check:  # noqa: PLR0911 - one branch per kind of annotation
+def _check(tp: Any) -> _Check:  # one branch per kind of annotation
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
         return lambda v: True

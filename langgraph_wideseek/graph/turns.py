@@ -1,4 +1,5 @@
-"""One agent turn, shared by the lead and the subagents: budget the context, call the model, classify the reply.
+"""One agent turn, shared by the lead and the subagents: budget the context, call the model, classify the
+reply.
 
 Everything that can go wrong in a model call ends here as a :class:`TurnOutcome` with a reason, not as an
 exception out of the graph: server errors after retries, context overflow (predicted or reported), generation
@@ -121,7 +122,7 @@ async def call_model(
         raise_if_strict(e, strict)
         log.warning("model call failed: %s", e)
         return TurnOutcome(ReplyKind.FAILED, error=f"model server error: {e}")
-    except Exception as e:  # noqa: BLE001 - an injected model or a bug: reported, the run goes on (unless strict)
+    except Exception as e:  # an injected model or a bug: reported, the run goes on (unless strict)
         raise_if_strict(e, strict)
         log.exception("model call raised")
         return TurnOutcome(ReplyKind.FAILED, error=f"model call raised {type(e).__name__}: {e}")

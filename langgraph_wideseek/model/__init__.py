@@ -1,4 +1,5 @@
-"""The model-client floor: the OpenAI-compatible transport, the LangChain chat model for vLLM, Qwen3 text rules.
+"""The model-client floor: the OpenAI-compatible transport, the LangChain chat model for vLLM, Qwen3 text
+rules.
 
 - :mod:`.transport`: :class:`OpenAITransport`, the one HTTP client for OpenAI-compatible servers (the chat
   model and the evaluation judge both use it);

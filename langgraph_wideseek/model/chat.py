@@ -10,8 +10,8 @@ text. :class:`ChatVLLM` keeps them on the returned ``AIMessage``:
 - ``usage_metadata``: prompt/completion token counts.
 
 Hermes ``<tool_call>`` text in ``content`` (a server started without ``--enable-auto-tool-choice``) is parsed
-client-side into ``tool_calls``; blocks that do not parse become ``invalid_tool_calls`` with the reason, so the
-graph can tell the model what was wrong.
+client-side into ``tool_calls``; blocks that do not parse become ``invalid_tool_calls`` with the reason, so
+the graph can tell the model what was wrong.
 
 Requests go through :class:`~langgraph_wideseek.model.transport.OpenAITransport` (aiohttp, one session per
 event loop, retries, the endpoint's shared in-flight limit); this module owns the translation between
@@ -49,7 +49,8 @@ __all__ = ["ChatVLLM", "intern_token_ids", "message_to_openai", "parse_completio
 
 log = logging.getLogger(__name__)
 
-# vLLM extras an OpenAI-compatible server that is not vLLM may reject (then they are dropped and the call repeated)
+# vLLM extras an OpenAI-compatible server that is not vLLM may reject (then they are dropped and the call
+# repeated)
 _OPTIONAL_EXTRAS = ("return_token_ids", "logprobs")
 
 
@@ -60,7 +61,7 @@ _TOKEN_INTS: list[int] = []
 
 
 def intern_token_ids(ids: Any) -> Any:
-    """``ids`` with every element replaced by the shared int object of the same value (non-lists unchanged)."""
+    """``ids`` with each element replaced by the shared int object of its value (non-lists unchanged)."""
     if not isinstance(ids, list) or not ids:
         return ids
     try:
@@ -107,7 +108,7 @@ def message_to_openai(m: BaseMessage, *, keep_reasoning: bool = True) -> dict[st
         for bad in m.invalid_tool_calls:
             raw_args = bad.get("args") or ""
             if bad.get("name"):
-                body = '{"name": %s, "arguments": %s}' % (json.dumps(bad["name"]), raw_args or "{}")
+                body = '{"name": ' + json.dumps(bad["name"]) + ', "arguments": ' + (raw_args or "{}") + "}"
             else:
                 body = raw_args
             out["content"] = (out["content"] + f"\n<tool_call>\n{body}\n</tool_call>").strip()

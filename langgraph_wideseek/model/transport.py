@@ -11,7 +11,6 @@ the prompt is too long) and :class:`ModelUnavailableError` (it kept failing). Th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -129,7 +128,7 @@ class OpenAITransport:
                     body = await resp.read()
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             raise RetryableError(f"request timed out after {self.timeout:g}s") from e
         except aiohttp.ClientError as e:
             raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e

@@ -1,7 +1,7 @@
 """Prompt texts (English and Chinese) as package data, and the loader that lets users override any of them.
 
-Every agent of one role gets byte-identical system prompts and tool schemas, with the variable parts (the task,
-the subtask) last, so that vLLM's prefix cache serves the shared prefix of all of them.
+Every agent of one role gets byte-identical system prompts and tool schemas, with the variable parts (the
+task, the subtask) last, so that vLLM's prefix cache serves the shared prefix of all of them.
 """
 
 from __future__ import annotations

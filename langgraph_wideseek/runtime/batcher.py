@@ -1,7 +1,7 @@
 """Coalesce concurrent single-item requests into one batched request.
 
-The tool layer reads the (up to 5) items of a call concurrently, and during training hundreds of subagents call
-tools at once. Servers that take lists (a retrieval server's ``/retrieve`` and ``/access``, Tavily's
+The tool layer reads the (up to 5) items of a call concurrently, and during training hundreds of subagents
+call tools at once. Servers that take lists (a retrieval server's ``/retrieve`` and ``/access``, Tavily's
 ``/extract``) answer one request of N items far more cheaply than N requests, so backends submit single items
 here and a short window gathers them.
 """

@@ -1,10 +1,10 @@
 """File writes that a crash cannot leave half done, and appends that stay off the event loop.
 
-:func:`atomic_write_text` is the one atomic write of the package (cache entries, score files): the text goes to
-a temporary file in the target's folder, which is then renamed over the target, so readers see the old file or
-the new one, never a part. :class:`DurableAppender` appends whole lines from async code: writes and ``fsync``
-run in order on one worker thread of its own, since an ``fsync`` can take milliseconds (far more on a busy
-disk) and would stall every agent on the loop.
+:func:`atomic_write_text` is the one atomic write of the package (cache entries, score files): the text goes
+to a temporary file in the target's folder, which is then renamed over the target, so readers see the old file
+or the new one, never a part. :class:`DurableAppender` appends whole lines from async code: writes and
+``fsync`` run in order on one worker thread of its own, since an ``fsync`` can take milliseconds (far more on
+a busy disk) and would stall every agent on the loop.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ import gc
 def tune_gc(
     young: int = 50_000, middle: int = 20, old: int = 100, *, freeze: bool = True
 ) -> tuple[int, int, int]:
-    """Raise the collector's thresholds (defaults 700, 10, 10) and, with ``freeze``, move every object alive now
-    (imported modules, compiled graphs) out of the collector's sight. Returns the previous thresholds."""
+    """Raise the collector's thresholds (defaults 700, 10, 10) and, with ``freeze``, move every object alive
+    now (imported modules, compiled graphs) out of the collector's sight. Returns the previous thresholds."""
     if young < 1 or middle < 1 or old < 1:
         raise ValueError("gc thresholds must be >= 1 (use gc.disable() to turn collection off)")
     previous = gc.get_threshold()

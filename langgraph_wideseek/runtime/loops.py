@@ -1,9 +1,9 @@
 """Objects that belong to one event loop, and the limits built from them.
 
 asyncio primitives and HTTP connection pools bind to the loop that first uses them, so a graph (or a backend,
-or a judge) used by successive ``asyncio.run`` calls, or from a thread with its own loop, needs one of each per
-loop. :class:`LoopLocal` is the one helper for that: it builds the object lazily on the running loop, keys it
-weakly by loop, and, given ``close``, closes it on its own loop when that loop shuts down (``asyncio.run``
+or a judge) used by successive ``asyncio.run`` calls, or from a thread with its own loop, needs one of each
+per loop. :class:`LoopLocal` is the one helper for that: it builds the object lazily on the running loop, keys
+it weakly by loop, and, given ``close``, closes it on its own loop when that loop shuts down (``asyncio.run``
 closes every live async generator before it closes the loop, and each closable object is held open by one) or
 on :meth:`LoopLocal.aclose`. Everything loop-bound in the package goes through it: HTTP sessions of the model
 transport and the retrieval client, Tavily clients, semaphores, rate-limit buckets, micro-batch queues.
@@ -77,7 +77,7 @@ class LoopLocal(Generic[T]):
         entry = self._by_loop.pop(loop, None)
         if entry is None:
             return
-        value, keeper = entry
+        _, keeper = entry
         if keeper is not None:
             await keeper.aclose()  # runs the keeper's finally: the one place objects are closed
 

@@ -1,4 +1,5 @@
-"""The simulator: a stand-in for the model server and for the world it searches, for tests, benchmarks and demos.
+"""The simulator: a stand-in for the model server and for the world it searches, for tests, benchmarks and
+demos.
 
 This package is the one public entry to it; import what you need from here, not from its modules::
 

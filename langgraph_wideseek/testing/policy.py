@@ -39,7 +39,8 @@ _NAMED_Q = re.compile(r"I need a table about these (?P<label>.+?): (?P<names>.+?
 _COLUMNS = re.compile(r"with the following columns:\s*\n(?P<cols>[^\n]+)")
 _LIST_SUBTASK = re.compile(r'Find the list page "(?P<title>[^"]+)"')
 _ENTITY_SUBTASK = re.compile(
-    r'Find the page of "(?P<name>[^"]+)" \(one of the (?P<label>[^)]+)\) and report these fields, one per line '
+    r'Find the page of "(?P<name>[^"]+)" \(one of the (?P<label>[^)]+)\) and report these fields, one per '
+    r"line "
     r'as "Field: value": (?P<fields>[^\n]+?)\.(?:\s|$)'
 )
 _SUBTASK_BLOCK = re.compile(r"^# Subtask (\d+):[ \t]*\n?", re.MULTILINE)
@@ -115,9 +116,7 @@ def page_sections(text: str) -> list[str]:
         if s in ("Facts", "Members"):
             section = s
             continue
-        if section == "Facts" and fact_lines(s):
-            out.append(s)
-        elif section == "Members" and _BULLET.match(s):
+        if (section == "Facts" and fact_lines(s)) or (section == "Members" and _BULLET.match(s)):
             out.append(s)
         else:
             section = None
@@ -166,7 +165,8 @@ class WideSeekPolicy:
     ``max_per_wave`` must not exceed the graph's ``max_subagents`` for the run to need the fewest waves (extra
     entries would be dropped by the graph; the lead notices the missing reports and asks again).
     ``search_count`` is the top-k it asks for; ``extra_searches`` adds search turns per subagent (more work
-    per subagent for scaling benchmarks). ``hermes_text=True`` emulates a server without tool/reasoning parsers.
+    per subagent for scaling benchmarks). ``hermes_text=True`` emulates a server without tool/reasoning
+    parsers.
     """
 
     def __init__(
@@ -208,7 +208,7 @@ class WideSeekPolicy:
         self.stats.calls[role] += 1
         try:
             return fn(request)
-        except Exception as e:  # a policy bug must surface as a failed request, never as a silent wrong reply
+        except Exception as e:  # noqa: BLE001 - a policy bug is a failed request, never a wrong reply
             return self._fail(f"{role} policy error: {type(e).__name__}: {e}")
 
     # --- replies ------------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class WideSeekPolicy:
         members: list[str] | None = None
         list_attempts = 0
         for b in blocks:
-            if (lm := _LIST_SUBTASK.search(b.prompt)) is not None:
+            if _LIST_SUBTASK.search(b.prompt) is not None:
                 list_attempts += 1
                 found = bullet_names(b.result)
                 if found:
@@ -268,7 +268,10 @@ class WideSeekPolicy:
         if members is None:
             if list_attempts < self.max_attempts:
                 title = f"List of {label}"
-                prompt = f'Find the list page "{title}" and report the names of all its members, one per line as "- name".'
+                prompt = (
+                    f'Find the list page "{title}" and report the names of all its members, one per line '
+                    'as "- name".'
+                )
                 return self._reply(
                     f"First I need the members of {label}; one subagent reads the list page.",
                     tool="create_sub_agents",

@@ -36,8 +36,8 @@ def turn_index(request: dict[str, Any]) -> int:
 
 
 class ScriptedPolicy:
-    """Replay fixed turns: ``lead[k]`` answers the lead's k-th call; ``subagents[key][k]`` the k-th call of the
-    subagent whose first user message contains ``key``. A missing turn is a test bug and raises loudly
+    """Replay fixed turns: ``lead[k]`` answers the lead's k-th call; ``subagents[key][k]`` the k-th call of
+    the subagent whose first user message contains ``key``. A missing turn is a test bug and raises loudly
     (the server answers HTTP 500 and the error is kept in ``self.failures``)."""
 
     def __init__(

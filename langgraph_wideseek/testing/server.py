@@ -163,9 +163,9 @@ class PrefixTracker:
 def render_parts(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[str]:
     """The rendering of a request, one string per message (plus the tools block and the generation prompt).
 
-    Every part starts with ``<`` and ends with ``>`` or a newline after ``>``, so no toy token spans two parts:
-    tokenizing part by part gives exactly the ids of tokenizing the whole prompt, and lets the server cache
-    the ids of messages it has seen before (agents resend their whole history every turn).
+    Every part starts with ``<`` and ends with ``>`` or a newline after ``>``, so no toy token spans two
+    parts: tokenizing part by part gives exactly the ids of tokenizing the whole prompt, and lets the server
+    cache the ids of messages it has seen before (agents resend their whole history every turn).
     """
     parts = []
     if tools:
@@ -214,9 +214,9 @@ class _TokenCache:
 class FakeOpenAIServer:
     """``async with FakeOpenAIServer(policy) as srv: ... srv.base_url ...``
 
-    ``policy(request_json)`` returns a :class:`Reply` (sync or async). ``srv.requests`` keeps every request body
-    in arrival order; ``srv.completions`` every (request, response body) pair the server answered with HTTP 200,
-    in completion order. ``max_context`` makes over-long requests fail the way vLLM does.
+    ``policy(request_json)`` returns a :class:`Reply` (sync or async). ``srv.requests`` keeps every request
+    body in arrival order; ``srv.completions`` every (request, response body) pair the server answered with
+    HTTP 200, in completion order. ``max_context`` makes over-long requests fail the way vLLM does.
     """
 
     def __init__(
@@ -364,8 +364,10 @@ class FakeOpenAIServer:
             if len(prompt_ids) >= self.max_context or want > self.max_context:
                 return self._error(
                     400,
-                    f"This model's maximum context length is {self.max_context} tokens. However, you requested "
-                    f"{want} tokens ({len(prompt_ids)} in the messages, {max_tokens or 0} in the completion). "
+                    f"This model's maximum context length is {self.max_context} tokens. However, you "
+                    f"requested "
+                    f"{want} tokens ({len(prompt_ids)} in the messages, {max_tokens or 0} in the "
+                    f"completion). "
                     "Please reduce the length of the messages or completion.",
                 )
 

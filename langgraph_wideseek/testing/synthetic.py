@@ -1,4 +1,5 @@
-"""A generated, seeded world of fictional entities: corpus pages plus WideSearch-format tasks with gold tables.
+"""A generated, seeded world of fictional entities: corpus pages plus WideSearch-format tasks with gold
+tables.
 
 The real benchmark needs live web search and an LLM judge; neither is reachable offline. This world is the
 stand-in for tests, demos and benchmarks: every fact lives on exactly one encyclopedia-style page, so a policy
@@ -576,7 +577,7 @@ def _details(cat: Category) -> str:
 
 
 class World:
-    """A seeded synthetic world. Build with :meth:`generate`; everything else is derived, deterministically."""
+    """A seeded synthetic world. Build with :meth:`generate`; all else is derived from it."""
 
     def __init__(self, seed: int, categories: list[Category], pages: list[CorpusPage]) -> None:
         self.seed = seed

@@ -73,7 +73,7 @@ class AccessTool:
                 e,
             )
             return self._block(url, info, self.prompts.text("access_failed", reason=str(e))), f"{url}: {e}"
-        except Exception as e:  # noqa: BLE001 - a bug or a library error costs this URL, not the agent
+        except Exception as e:  # a bug or a library error costs this URL, not the agent
             raise_if_strict(e, self.strict)
             log.exception("page reader %s raised for %s", name, url)
             reason = f"internal error {type(e).__name__}"

@@ -18,8 +18,8 @@ def items_of(
 ) -> tuple[list[tuple[str, Any]], int]:
     """``[(where, item), ...]`` for the first ``max_items`` items of ``args[key]``, and how many were dropped.
 
-    ``where`` names the item for messages (``queries[0]``); ``usage`` is the message for arguments that are not
-    an object holding a list under ``key``; ``noun`` names one item in the message for an empty list.
+    ``where`` names the item for messages (``queries[0]``); ``usage`` is the message for arguments that are
+    not an object holding a list under ``key``; ``noun`` names one item in the message for an empty list.
     """
     if not isinstance(args, dict) or not isinstance(args.get(key), list):
         raise ToolArgumentError(usage)

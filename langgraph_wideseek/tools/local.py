@@ -6,9 +6,9 @@ whole page from the page store. Why tantivy: see docs/search.md (of the librarie
 passages it answered fastest, at the median and at p99, builds on disk, and needs no server).
 
 The index is built on first use and cached under a folder named by the corpus's path, size and modification
-time, so a changed corpus is re-indexed and an unchanged one opens in milliseconds. ``wideseek index`` builds it
-ahead of time. Builds write to a temporary folder that is renamed into place, so a crashed or concurrent build
-never leaves a half-written index behind.
+time, so a changed corpus is re-indexed and an unchanged one opens in milliseconds. ``wideseek index`` builds
+it ahead of time. Builds write to a temporary folder that is renamed into place, so a crashed or concurrent
+build never leaves a half-written index behind.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ never reach this machine, its private network or a cloud metadata service. The g
   **any** address is loopback, private, link-local, shared (CGNAT), multicast, reserved, unspecified, a
   documentation/benchmark range or a known metadata address, looking through IPv4-mapped, IPv4-compatible,
   6to4 and NAT64 IPv6 forms to the IPv4 address inside;
-- returns the address it checked, so the caller connects to exactly that address (pinning: a second DNS answer,
+- returns the address it checked, so the caller connects to exactly that address (pinning: a second DNS
+  answer,
   as in DNS rebinding, is never used).
 
 The web reader calls :meth:`NetGuard.check` before the first request and again on every redirect hop.
@@ -34,8 +35,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
-# The networks that "private" means to a reader (RFC 1918, unique-local IPv6, "this network"); the other ranges
-# Python counts as private (documentation, benchmarking, ...) are reported as special-purpose.
+# The networks that "private" means to a reader (RFC 1918, unique-local IPv6, "this network"); the other
+# ranges Python counts as private (documentation, benchmarking, ...) are reported as special-purpose.
 _PRIVATE = tuple(
     ipaddress.ip_network(n)
     for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "0.0.0.0/8", "fc00::/7")

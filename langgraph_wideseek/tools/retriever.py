@@ -1,10 +1,10 @@
 """Client for retrieval servers that speak the RLinf-style API (spec section 7).
 
-``POST /retrieve {"queries": [str], "topk": int|null, "return_scores": bool}`` answers
-``{"result": [[doc, ...] per query]}`` (or ``[[{"document": doc, "score": float}, ...]]`` with scores), ``doc``
-holding at least ``url`` and ``contents``; ``POST /access {"urls": [str]}`` answers
-``{"result": [page or null per URL]}`` with page ``{"url", "contents"}``. This is how the paper served its
-Wikipedia index to many rollout workers, and what ``wideseek serve-index`` serves.
+``POST /retrieve {"queries": [str], "topk": int|null, "return_scores": bool}`` answers ``{"result": [[doc,
+...] per query]}`` (or ``[[{"document": doc, "score": float}, ...]]`` with scores), ``doc`` holding at least
+``url`` and ``contents``; ``POST /access {"urls": [str]}`` answers ``{"result": [page or null per URL]}`` with
+page ``{"url", "contents"}``. This is how the paper served its Wikipedia index to many rollout workers, and
+what ``wideseek serve-index`` serves.
 
 Single searches and reads from every agent are coalesced into batched requests (the server embeds a batch of
 queries in one forward pass), in-flight requests are bounded per server URL across all clients of the process,
@@ -13,7 +13,6 @@ and 429/5xx/connection failures are retried with backoff.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -30,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def split_title(contents: str) -> tuple[str, str]:
-    """``('Title', body)`` for the Wikipedia passage layout ``"Title"\\nbody``; ``('', contents)`` otherwise."""
+    """``('Title', body)`` for the Wikipedia passage layout ``"Title"\\nbody``, else ``('', contents)``."""
     first, sep, rest = contents.partition("\n")
     first = first.strip()
     if sep and len(first) >= 2 and first[0] == first[-1] == '"':

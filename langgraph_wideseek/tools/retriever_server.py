@@ -1,8 +1,8 @@
 """Serve a local index over the RLinf-style retrieval API, so many workers share one index.
 
-Training runs hundreds of rollouts on many machines; building or loading the index in each worker wastes memory
-and start-up time. ``wideseek serve-index corpus.jsonl --host 0.0.0.0 --port 8000`` serves it once, and every
-worker points ``--search retriever --retriever-url http://HOST:8000`` at it.
+Training runs hundreds of rollouts on many machines; building or loading the index in each worker wastes
+memory and start-up time. ``wideseek serve-index corpus.jsonl --host 0.0.0.0 --port 8000`` serves it once, and
+every worker points ``--search retriever --retriever-url http://HOST:8000`` at it.
 
 Endpoints (the API of :mod:`.retriever`):
 
@@ -118,7 +118,7 @@ class RetrievalService:
         k = req.topk or self.default_topk
         try:
             hits = await asyncio.gather(*(self._run(self.index.search, q, k) for q in req.queries))
-        except Exception:  # noqa: BLE001 - report, keep serving
+        except Exception:  # report, keep serving
             log.exception("serve-index: search failed")
             return _error(500, "search failed")
         if req.return_scores:
@@ -137,7 +137,7 @@ class RetrievalService:
         assert isinstance(req, AccessRequest)
         try:
             pages = await asyncio.gather(*(self._run(self.index.get_page, u) for u in req.urls))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("serve-index: page lookup failed")
             return _error(500, "page lookup failed")
         result = [None if p is None else {"url": p.url, "title": p.title, "contents": p.text} for p in pages]
@@ -154,7 +154,7 @@ class RetrievalService:
 
 
 class RetrievalServer:
-    """Runs a :class:`RetrievalService` on ``host:port`` (port 0 picks a free one); an async context manager."""
+    """Runs a :class:`RetrievalService` on ``host:port`` (port 0: a free one); an async context manager."""
 
     def __init__(
         self,
@@ -180,7 +180,7 @@ class RetrievalServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn the port chosen for port=0
+        server = site._server  # the only way to learn the port chosen for port=0
         if self.port == 0 and server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
         return self.url

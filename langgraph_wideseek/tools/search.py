@@ -87,7 +87,7 @@ class SearchTool:
             raise_if_strict(e, self.strict)
             log.info("search backend %s failed: %s", name, e)
             return self._failed(query, str(e)), str(e)
-        except Exception as e:  # noqa: BLE001 - a bug or a library error costs this query, not the agent
+        except Exception as e:  # a bug or a library error costs this query, not the agent
             raise_if_strict(e, self.strict)
             log.exception("search backend %s raised", name)
             reason = f"internal error {type(e).__name__}"

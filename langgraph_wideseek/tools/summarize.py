@@ -26,7 +26,7 @@ class PageSummarizer:
         kwargs = {"max_tokens": self.max_tokens} if self.max_tokens else {}
         try:
             reply = await self.llm.ainvoke([self._system, HumanMessage(user)], **kwargs)
-        except Exception as e:  # noqa: BLE001 - any failure of the model is a failed summary; the caller logs it
+        except Exception as e:  # any failure of the model is a failed summary; the caller logs it
             raise SummaryError(f"{type(e).__name__}: {e}") from e
         text = strip_thinking(reply.content if isinstance(reply.content, str) else str(reply.content))
         if not text:

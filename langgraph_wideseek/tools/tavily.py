@@ -1,9 +1,9 @@
 """Tavily backend: search with ``max_results=count``, read pages through Tavily extract.
 
-Built on ``tavily-python``'s :class:`AsyncTavilyClient` (one per event loop: its httpx pool is loop-bound), with
-its base URL from ``cfg.tavily_base_url`` so tests and proxies can stand in for ``https://api.tavily.com``.
-Concurrent reads are coalesced into one ``/extract`` call of up to 20 URLs (Tavily bills extract per 5 URLs);
-rate limits (429) and server errors are retried with backoff.
+Built on ``tavily-python``'s :class:`AsyncTavilyClient` (one per event loop: its httpx pool is loop-bound),
+with its base URL from ``cfg.tavily_base_url`` so tests and proxies can stand in for
+``https://api.tavily.com``. Concurrent reads are coalesced into one ``/extract`` call of up to 20 URLs (Tavily
+bills extract per 5 URLs); rate limits (429) and server errors are retried with backoff.
 
 The API key travels only in the client's ``Authorization`` header. Errors from the client are turned into
 messages of our own: nothing the library or the server wrote reaches the model or the logs unredacted, and
@@ -267,7 +267,7 @@ class TavilyReader:
 
 
 def build_tavily_backends(cfg: Any) -> tuple[TavilySearch, TavilyReader]:
-    """The Tavily search backend and page reader for ``cfg`` (a :class:`~langgraph_wideseek.WideSeekConfig`)."""
+    """The Tavily search backend and page reader for ``cfg`` (a ``WideSeekConfig``)."""
     key = cfg.tavily_api_key.get_secret_value() if cfg.tavily_api_key is not None else None
     api = TavilyAPI(key, base_url=cfg.tavily_base_url, strict=cfg.strict)
     cache = PageCache(cfg.cache_dir, namespace="tavily-pages") if cfg.cache_dir is not None else None

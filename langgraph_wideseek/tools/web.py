@@ -1,8 +1,8 @@
 """The keyless open-web backend: search through ``ddgs``, read pages with httpx + trafilatura / pypdf.
 
-Search: ``ddgs`` is a synchronous metasearch library, so queries run on a small thread pool of our own, bounded
-in concurrency, rate-limited (the engines behind it throttle scrapers) and retried on their rate-limit and
-timeout errors.
+Search: ``ddgs`` is a synchronous metasearch library, so queries run on a small thread pool of our own,
+bounded in concurrency, rate-limited (the engines behind it throttle scrapers) and retried on their rate-limit
+and timeout errors.
 
 Read: every fetch goes through the SSRF guard (:mod:`.netguard`) before the first request and on every
 redirect hop, connects to the address the guard checked (so DNS cannot change its answer in between), follows
@@ -53,9 +53,9 @@ _TEXTUAL_APPLICATION = {"application/json", "application/xml", "application/ld+j
 _UNKNOWN = {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Search
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class KeylessEngine(Protocol):
@@ -199,9 +199,9 @@ def _log_retry(what: str) -> Callable[[int, BaseException, float], None]:
     return on_retry
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Read
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class WebReader:
@@ -274,18 +274,20 @@ class WebReader:
             try:
                 return await asyncio.wait_for(self._fetch(url), self.timeout)
             except TimeoutError:
-                # Not retried here (a server this slow is rarely faster a second later, and the agent has other
-                # URLs); ``retryable`` tells a caller that a later attempt may succeed.
+                # Not retried here (a server this slow is rarely faster a second later, and the agent has
+                # other URLs); ``retryable`` tells a caller that a later attempt may succeed.
                 raise BackendError(
                     f"the page took longer than {self.timeout:g} s to load", retryable=True
                 ) from None
 
     async def _fetch(self, url: str) -> Page:
-        # A client per read: connections are pinned to checked addresses, so pooling them across hosts that share
-        # an address would reuse a TLS session verified for another name; per-read clients also never cross loops.
+        # A client per read: connections are pinned to checked addresses, so pooling them across hosts that
+        # share an address would reuse a TLS session verified for another name; per-read clients also never
+        # cross loops.
         client = httpx.AsyncClient(
             verify=self._ssl_context(),
-            trust_env=False,  # env proxies would receive our pinned IP URLs; the guard must see the real route
+            # env proxies would receive our pinned IP URLs; the guard must see the real route
+            trust_env=False,
             follow_redirects=False,
             timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
             headers={"User-Agent": self.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"},
@@ -469,8 +471,8 @@ def _html_to_text(body: bytes, charset: str | None, url: str) -> tuple[str, str]
     doc = trafilatura.bare_extraction(tree, url=url, include_comments=False, include_tables=True)
     text = (getattr(doc, "text", None) or "") if doc is not None else ""
     if not text.strip():
-        # Pages without an "article" (lists, tables, tiny pages): fall back to all visible text. The tree above
-        # was pruned by the extraction, so this parses the original again.
+        # Pages without an "article" (lists, tables, tiny pages): fall back to all visible text. The tree
+        # above was pruned by the extraction, so this parses the original again.
         _, text, _ = trafilatura.baseline(html)
     return title, text
 
@@ -500,9 +502,9 @@ def _pdf_to_text(body: bytes, max_pages: int, max_chars: int) -> tuple[str, str]
     return title, "\n\n".join(p for p in parts if p.strip())
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Wiring
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def build_web_backends(

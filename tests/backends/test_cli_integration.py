@@ -1,9 +1,10 @@
 """``wideseek run --search tavily|web|retriever`` end to end, against the fake model server and the stand-ins.
 
-Each run goes through the real CLI entry point (``cli.main``, in a worker thread, as the installed ``wideseek``
-would run it), the real graph, the real tool layer and the real backend with its real HTTP client; the model is
-``FakeOpenAIServer`` replaying a script in which one subagent searches, then reads one good and one bad URL.
-The checks read the tool messages the model received, so they test what the agent actually saw.
+Each run goes through the real CLI entry point (``cli.main``, in a worker thread, as the installed
+``wideseek`` would run it), the real graph, the real tool layer and the real backend with its real HTTP
+client; the model is ``FakeOpenAIServer`` replaying a script in which one subagent searches, then reads one
+good and one bad URL. The checks read the tool messages the model received, so they test what the agent
+actually saw.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_wideseek.cli import main
-from langgraph_wideseek.testing import ScriptedPolicy
-from langgraph_wideseek.testing import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply, ScriptedPolicy
 
 from .stand_ins import RetrievalStandIn, TavilyStandIn, serve
 
@@ -156,9 +156,8 @@ async def test_run_with_web(tmp_path: Path, monkeypatch, capsys) -> None:
             content_type="text/html",
             text=(
                 "<html><head><title>Danube</title></head><body><article><h1>Danube</h1>"
-                + "<p>The Danube is Europe's second-longest river, 2850 km from the Black Forest to the Black Sea.</p>"
-                * 5
-                + "</article></body></html>"
+                + "<p>The Danube is Europe's second-longest river, 2850 km from the Black Forest to the "
+                "Black Sea.</p>" * 5 + "</article></body></html>"
             ),
         )
 
@@ -242,8 +241,8 @@ async def test_run_with_retriever(tmp_path: Path, capsys) -> None:
     search_msg, access_msg = tool_messages(srv.requests)
     assert "# Search query: danube river europe" in search_msg
     assert (
-        "[Doc 1](https://en.wikipedia.org/wiki/Danube):\nDanube\nThe Danube is a river in Europe, 2850 km long."
-        in search_msg
+        "[Doc 1](https://en.wikipedia.org/wiki/Danube):\nDanube\nThe Danube is a river in Europe, 2850 km "
+        "long." in search_msg
     )
     assert "2850 km long." in access_msg
     assert "# Access URL: https://en.wikipedia.org/wiki/Atlantis" in access_msg

@@ -30,7 +30,7 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path: Path) -> None:
     for i in range(20):
         cache.put_sync("https://e.org/x", Page(url="https://e.org/x", text=f"version {i}"))
     assert cache.get_sync("https://e.org/x").text == "version 19"
-    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert not list(tmp_path.rglob(".tmp-*"))
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,7 @@ async def test_in_flight_requests_are_bounded(stand_in) -> None:
 
     async def watch() -> None:
         for _ in range(20):
-            inflight.append(c._slots.in_use())  # noqa: SLF001
+            inflight.append(c._slots.in_use())
             await asyncio.sleep(0.01)
 
     await asyncio.gather(watch(), *(one(i) for i in range(6)))
@@ -180,7 +180,8 @@ def corpus(tmp_path: Path) -> Path:
         {
             "url": "https://w.example/Danube",
             "title": "Danube",
-            "text": "The Danube is Europe's second-longest river at 2850 km. It flows through Vienna and Budapest.",
+            "text": "The Danube is Europe's second-longest river at 2850 km. It flows through Vienna and "
+            "Budapest.",
         },
         {
             "url": "https://w.example/Rhine",

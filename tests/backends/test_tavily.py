@@ -1,4 +1,5 @@
-"""Tavily search and extract through the real ``AsyncTavilyClient`` against a local stand-in of Tavily's API."""
+"""Tavily search and extract through the real ``AsyncTavilyClient`` against a local stand-in of Tavily's
+API."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ async def tavily():
     stand_in = TavilyStandIn(
         api_key=KEY,
         pages={
-            "https://en.wikipedia.org/wiki/Danube": "# Danube\n\n| River | Length |\n|---|---|\n| Danube | 2850 km |",
+            "https://en.wikipedia.org/wiki/Danube": (
+                "# Danube\n\n| River | Length |\n|---|---|\n| Danube | 2850 km |"
+            ),
             "https://example.org/a": "Page A text.",
             "https://example.org/b/": "Page B text.",
         },

@@ -143,7 +143,7 @@ def test_ddgs_engine_builds_the_real_client_with_our_options() -> None:
     )
     client = engine.client()
     assert isinstance(client, DDGS)
-    assert client._timeout == 7 and client._proxy == "socks5://127.0.0.1:9050"  # noqa: SLF001
+    assert client._timeout == 7 and client._proxy == "socks5://127.0.0.1:9050"
     assert engine.client() is client  # one per thread
 
     # Our calls reach DDGS.text with our options, and its exceptions map to ours. The method is replaced on

@@ -6,8 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from langgraph_wideseek.testing import is_lead, turn_index
-from langgraph_wideseek.testing import Reply
+from langgraph_wideseek.testing import Reply, is_lead, turn_index
 
 # ----------------------------------------------------------------------------------------------- the corpus
 # A small fictional world, so that no answer can come from anywhere but the corpus.

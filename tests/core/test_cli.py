@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from langgraph_wideseek.cli import main as cli_main
-from langgraph_wideseek.testing import ScriptedPolicy
-from langgraph_wideseek.testing import FakeOpenAIServer, Reply, ThreadedServer
 from langgraph_wideseek.graph.trajectory import Trajectory, read_jsonl
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply, ScriptedPolicy, ThreadedServer
 
 from .helpers import QUESTION, RIVERS, VeloriaAgents, corpus_records, spawn
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from langgraph_wideseek.testing import ScriptedPolicy
-from langgraph_wideseek.testing import Reply
+from langgraph_wideseek.testing import Reply, ScriptedPolicy
 
 from .helpers import RIVERS, call, river_url, spawn, subtask_of
 

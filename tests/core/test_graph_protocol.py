@@ -12,8 +12,7 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.outputs import ChatResult
 
-from langgraph_wideseek.testing import ScriptedPolicy, is_lead, turn_index
-from langgraph_wideseek.testing import Reply
+from langgraph_wideseek.testing import Reply, ScriptedPolicy, is_lead, turn_index
 
 from .helpers import call, spawn, subtask_of
 

@@ -12,8 +12,7 @@ import pytest
 from langgraph.graph.state import CompiledStateGraph
 
 from langgraph_wideseek import Trajectory, WideSeekGraph
-from langgraph_wideseek.testing import ScriptedPolicy, is_lead, turn_index
-from langgraph_wideseek.testing import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply, ScriptedPolicy, is_lead, turn_index
 
 from .helpers import (
     LIST_TASK,

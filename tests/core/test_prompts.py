@@ -8,8 +8,7 @@ import re
 import pytest
 
 from langgraph_wideseek.prompts import PROMPT_FILES, fill, load_prompts
-from langgraph_wideseek.testing import ScriptedPolicy, is_lead
-from langgraph_wideseek.testing import Reply
+from langgraph_wideseek.testing import Reply, ScriptedPolicy, is_lead
 from langgraph_wideseek.tools.schemas import lead_tools, subagent_tools
 
 from .helpers import call, spawn

@@ -1,5 +1,5 @@
-"""The async helpers floor: loop-local objects closed with their loop, atomic and durable writes, and the state
-reducers applied from their one declaration."""
+"""The async helpers floor: loop-local objects closed with their loop, atomic and durable writes, and the
+state reducers applied from their one declaration."""
 
 from __future__ import annotations
 

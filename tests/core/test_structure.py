@@ -46,7 +46,7 @@ def _floor_of(parts: list[str]) -> int:
 def _imports(path: Path) -> list[list[str]]:
     """Package-relative parts of every langgraph_wideseek module ``path`` imports."""
     rel = path.relative_to(ROOT).with_suffix("").parts
-    package = list(rel[:-1]) if rel[-1] != "__init__" else list(rel[:-1])
+    package = list(rel[:-1])
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):

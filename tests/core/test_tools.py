@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from langgraph_wideseek.errors import ToolArgumentError
 from langgraph_wideseek.model import ChatVLLM
 from langgraph_wideseek.prompts import load_prompts
 from langgraph_wideseek.testing import Reply
 from langgraph_wideseek.tools.access import AccessTool
 from langgraph_wideseek.tools.base import BackendError, Page, PageNotFound, SearchHit
-from langgraph_wideseek.errors import ToolArgumentError
 from langgraph_wideseek.tools.local import LocalIndex, LocalReader, LocalSearch
 from langgraph_wideseek.tools.search import SearchTool
 from langgraph_wideseek.tools.summarize import PageSummarizer

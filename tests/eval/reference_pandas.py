@@ -1,11 +1,12 @@
 """A reference scorer that runs the official WideSearch algorithm on pandas DataFrames, as the original did.
 
-It exists to check ``score_response`` end to end (tests) and to give the benchmark a comparison point; it is not
-part of the package. Every data step is the pandas operation the official scorer used: ``read_csv`` with
+It exists to check ``score_response`` end to end (tests) and to give the benchmark a comparison point; it is
+not part of the package. Every data step is the pandas operation the official scorer used: ``read_csv`` with
 ``sep="|"`` for the reply and default options for the gold CSV, ``astype(str)`` on whole columns,
-``drop_duplicates`` on the keys, ``Series.apply`` for alignment and preprocessing, an inner ``merge`` on the keys
-and ``min``/``sum`` over the score frame. Cell metrics and preprocessors are the package's (tested separately).
-It always asks the judge, as the original did (our scorer skips alignment calls whose answer is forced).
+``drop_duplicates`` on the keys, ``Series.apply`` for alignment and preprocessing, an inner ``merge`` on the
+keys and ``min``/``sum`` over the score frame. Cell metrics and preprocessors are the package's (tested
+separately). It always asks the judge, as the original did (our scorer skips alignment calls whose answer is
+forced).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ async def reference_score(task: Task, response: str, gold_csv: Path, judge: Any)
     """The six metrics and success of one reply; any exception scores 0, as in the original."""
     try:
         return await _score(task, response, gold_csv, judge)
-    except Exception:  # noqa: BLE001 - the original's catch-all
+    except Exception:  # the original's catch-all
         return dict(ZERO)
 
 

@@ -1,7 +1,7 @@
 """``wideseek eval`` and ``wideseek score`` end to end.
 
-The real CLI entry point runs the real graph against ``FakeOpenAIServer`` playing the model (the lead sends one
-subagent, then answers with the gold table), and scores with ``OpenAIJudge`` against a second fake server
+The real CLI entry point runs the real graph against ``FakeOpenAIServer`` playing the model (the lead sends
+one subagent, then answers with the gold table), and scores with ``OpenAIJudge`` against a second fake server
 playing the judge. Both run on 127.0.0.1.
 """
 
@@ -15,8 +15,7 @@ import pytest
 
 from langgraph_wideseek.cli import main
 from langgraph_wideseek.eval.table import to_markdown
-from langgraph_wideseek.testing import first_user_text, is_lead, turn_index
-from langgraph_wideseek.testing import FakeOpenAIServer, Reply
+from langgraph_wideseek.testing import FakeOpenAIServer, Reply, first_user_text, is_lead, turn_index
 
 IDS = ["ws_en_002", "ws_zh_003"]
 

@@ -7,9 +7,9 @@ import pytest
 from langgraph_wideseek import WideSeekResult
 from langgraph_wideseek.eval import ExactJudge, JudgeError
 from langgraph_wideseek.eval.judge import GENERIC_CRITERION, QA_CRITERION
+from langgraph_wideseek.eval.reward import RewardConfig, compute_reward, generic_task
 from langgraph_wideseek.eval.table import to_markdown
 from langgraph_wideseek.eval.tasks import Task
-from langgraph_wideseek.eval.reward import RewardConfig, compute_reward, generic_task
 from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
 
 
@@ -183,7 +183,7 @@ def test_a_variant_never_reuses_the_original_prepared_gold(t):
     assert t.derived("generic", generic_task) is t.derived("generic", generic_task)
 
 
-# --- the training seam: labels written by training/data.py ----------------------------------------------------
+# --- the training seam: labels written by training/data.py --------------------------------------------------
 
 
 def test_task_from_a_widesearch_label_equals_the_loaded_task(sample_tasks, sample_dir):

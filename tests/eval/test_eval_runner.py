@@ -258,7 +258,8 @@ from langgraph_wideseek.eval.table import to_markdown
 from langgraph_wideseek.graph.trajectory import Trajectory
 
 data, out, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-tasks = load_tasks(data / "widesearch_sample.jsonl", data / "widesearch_gold", ids=["ws_en_002", "ws_en_004", "ws_zh_003"])
+tasks = load_tasks(data / "widesearch_sample.jsonl", data / "widesearch_gold",
+                   ids=["ws_en_002", "ws_en_004", "ws_zh_003"])
 by_query = {t.query: t for t in tasks}
 
 async def agent(question):
@@ -267,7 +268,8 @@ async def agent(question):
         f.write(t.instance_id + "\n")
     await asyncio.sleep(0.25)
     answer = to_markdown(list(t.required), [list(r) for r in t.gold.rows()])
-    return WideSeekResult(question=question, answer=answer, trajectory=Trajectory(rollout_id="r", question=question))
+    trajectory = Trajectory(rollout_id="r", question=question)
+    return WideSeekResult(question=question, answer=answer, trajectory=trajectory)
 
 asyncio.run(run_trials(tasks, agent, out, samples=3, concurrency=2, progress=False))
 print("complete")

@@ -93,7 +93,7 @@ def assert_prf(s, item, row):
         assert getattr(s, f"{prefix}_f1") == pytest.approx(f1, abs=1e-12)
 
 
-# --- perfect answers ------------------------------------------------------------------------------------------
+# --- perfect answers ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("iid", ALL_IDS)
@@ -119,7 +119,7 @@ async def test_gold_as_answer_with_the_exact_judge(tasks):
     assert_prf(s, (5 / 6, 5 / 6), (0.0, 0.0))
 
 
-# --- rows -----------------------------------------------------------------------------------------------------
+# --- rows ---------------------------------------------------------------------------------------------------
 
 
 async def test_dropped_rows(tasks):
@@ -203,7 +203,7 @@ async def test_header_only_table_scores_zero(tasks):
     assert (s.status, s.num_response_rows, s.item_f1, s.row_f1) == ("ok", 0, 0.0, 0.0)
 
 
-# --- columns --------------------------------------------------------------------------------------------------
+# --- columns ------------------------------------------------------------------------------------------------
 
 
 async def test_renamed_column(tasks):
@@ -245,7 +245,7 @@ async def test_headers_are_normalised(tasks):
     assert s.success and not [c for c in judge.calls if c[0] == "columns"]
 
 
-# --- reading --------------------------------------------------------------------------------------------------
+# --- reading ------------------------------------------------------------------------------------------------
 
 
 async def test_unfenced_table(tasks):
@@ -309,7 +309,7 @@ async def test_integer_column_with_a_missing_cell_renders_as_float(tasks):
     assert {c.column: c.matched for c in s.columns}["年份"] == 0
 
 
-# --- cell metrics in context ----------------------------------------------------------------------------------
+# --- cell metrics in context --------------------------------------------------------------------------------
 
 
 async def test_numbers_inside_and_outside_the_tolerance(tasks):
@@ -361,7 +361,7 @@ async def test_shifted_dates():
     assert {c.column: c.matched for c in s.columns} == {"event": 3, "date": 2}
 
 
-# --- judge failures -------------------------------------------------------------------------------------------
+# --- judge failures -----------------------------------------------------------------------------------------
 
 
 async def test_a_failing_judge_is_counted_and_scores_its_columns_zero(tasks):

@@ -1,8 +1,8 @@
 """End-to-end differential test: score_response against the pandas-based reference of the official algorithm.
 
 600 seeded perturbed replies over the 20 sample tasks (dropped/extra/wrong/duplicate rows, missing cells,
-shifted numbers, keys that collide after normalisation, renamed/extra columns, over-long rows, unfenced tables)
-must give the same six metrics and success. Skipped unless pandas 2.3.1 is installed.
+shifted numbers, keys that collide after normalisation, renamed/extra columns, over-long rows, unfenced
+tables) must give the same six metrics and success. Skipped unless pandas 2.3.1 is installed.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ pd = pytest.importorskip("pandas")
 if pd.__version__ != "2.3.1":
     pytest.skip(f"the reference needs pandas 2.3.1, found {pd.__version__}", allow_module_level=True)
 
-from langgraph_wideseek.eval import ExactJudge, score_response
+from langgraph_wideseek.eval import ExactJudge, score_response  # noqa: E402
 
-from .perturb import perturbed_replies
-from .reference_pandas import reference_score
+from .perturb import perturbed_replies  # noqa: E402
+from .reference_pandas import reference_score  # noqa: E402
 
 KEYS = ("item_precision", "item_recall", "item_f1", "row_precision", "row_recall", "row_f1")
 

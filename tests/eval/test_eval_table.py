@@ -24,7 +24,7 @@ from langgraph_wideseek.eval.table import (
     tokenize,
 )
 
-# --- finding the table ----------------------------------------------------------------------------------------
+# --- finding the table --------------------------------------------------------------------------------------
 
 
 def test_first_markdown_fence_wins():
@@ -76,7 +76,7 @@ def test_normalize_block_when_first_line_is_not_the_header():
     assert normalize_block(block) == "|Model Name|Year|\n|S6|2015|"
 
 
-# --- tokenizer ------------------------------------------------------------------------------------------------
+# --- tokenizer ----------------------------------------------------------------------------------------------
 
 
 def test_tokenizer_quotes_doubling_and_text_after_a_closing_quote():
@@ -101,7 +101,7 @@ def test_unterminated_quote_is_an_error():
         read_delimited('a|b\n"open|1\n2|3', "|")
 
 
-# --- frames: header names, field counts -----------------------------------------------------------------------
+# --- frames: header names, field counts ---------------------------------------------------------------------
 
 
 def test_empty_header_fields_become_unnamed_and_duplicates_are_mangled():
@@ -132,7 +132,7 @@ def test_no_columns_is_an_error():
         read_delimited("", "|")
 
 
-# --- whole-column typing --------------------------------------------------------------------------------------
+# --- whole-column typing ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_response_reader_drops_unnamed_columns():
     assert f.columns == ("name", "year") and f.data == (("S6",), ("2015",))
 
 
-# --- properties -----------------------------------------------------------------------------------------------
+# --- properties ---------------------------------------------------------------------------------------------
 
 _plain = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='|"'), max_size=12
@@ -237,7 +237,7 @@ def test_render_column_is_total_and_keeps_length(cells):
 )
 def test_to_markdown_is_read_back_as_written(rows):
     # cells that typing would change (numbers, bools, NA tokens) are excluded: this checks the text path
-    rows = [r for r in rows if all(render_column([c]) == [c] and c.isascii() or not c.isascii() for c in r)]
+    rows = [r for r in rows if all((render_column([c]) == [c] and c.isascii()) or not c.isascii() for c in r)]
     # a row whose cells are all "-", ":" or spaces looks like a separator line: the official clean-up drops it
     rows = [r for r in rows if not all(set(c) <= set("-: ") for c in r)]
     if not rows:

@@ -19,7 +19,7 @@ pd = pytest.importorskip("pandas")
 if pd.__version__ != "2.3.1":
     pytest.skip(f"differential tests need pandas 2.3.1, found {pd.__version__}", allow_module_level=True)
 
-from langgraph_wideseek.eval.table import (
+from langgraph_wideseek.eval.table import (  # noqa: E402
     TableParseError,
     extract_table_block,
     normalize_block,

@@ -100,7 +100,10 @@ def test_number_near_needs_a_tolerance(sample_dir, tmp_path):
 TABLE_RECORD = {
     "instance_id": "width_7",
     "question": "List the cities and their countries.",
-    "answer": "| City | Country | Population |\n|---|---|---|\n| Paris | France | 2102650 |\n| Rome | Italy | 2746984 |",
+    "answer": (
+        "| City | Country | Population |\n|---|---|---|\n"
+        "| Paris | France | 2102650 |\n| Rome | Italy | 2746984 |"
+    ),
     "unique_columns": ["city"],
     "evaluation": json.dumps({"required": ["city", "country", "population"]}),
     "is_markdown": True,

@@ -6,11 +6,11 @@ import pydantic
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from langgraph_wideseek.graph.trajectory import TurnRecord
+from langgraph_wideseek.graph.turns import build_agent_trajectory
 from langgraph_wideseek.model.chat import intern_token_ids, parse_completion
 from langgraph_wideseek.model.transport import dumps as _dumps
 from langgraph_wideseek.model.transport import loads as _loads
-from langgraph_wideseek.graph.trajectory import TurnRecord
-from langgraph_wideseek.graph.turns import build_agent_trajectory
 
 
 def test_interned_token_ids_are_equal_and_shared() -> None:

@@ -1,6 +1,6 @@
 """AgentExecutor.execute end to end: the whole graph against the in-actor endpoint and a scripted engine that
-returns real token ids of a real tokenizer; many rows out, ids/masks/logprobs aligned, failed subagents dropped,
-reward attached."""
+returns real token ids of a real tokenizer; many rows out, ids/masks/logprobs aligned, failed subagents
+dropped, reward attached."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ QUESTION = (
 TASK = {
     "instance_id": "width_test_1",
     "question": QUESTION,
-    "answer": "| Album | Year |\n|---|---|\n| First Light | 1999 |\n| Second Wind | 2003 |\n| Third Rail | 2008 |",
+    "answer": (
+        "| Album | Year |\n|---|---|\n| First Light | 1999 |\n| Second Wind | 2003 |\n| Third Rail | 2008 |"
+    ),
     "is_markdown": True,
     "unique_columns": ["Album"],
     "evaluation": {"required": ["album", "year"]},
@@ -165,7 +167,8 @@ async def test_execute_returns_aligned_rows_for_every_kept_call(tok, tmp_path, c
     finally:
         await ex.aclose()
     assert sc.failures == []
-    # 2 lead + 3 (First Light) + 1 (Second Wind); Third Rail hit the turn limit and the run succeeded -> dropped
+    # 2 lead + 3 (First Light) + 1 (Second Wind); Third Rail hit the turn limit and the run succeeded ->
+    # dropped
     assert len(engine.calls) == 2 + 3 + 1 + 3
     assert len(rows) == 6
     roles = [(r["wideseek"]["role"], r["wideseek"]["turn"]) for r in rows]
@@ -373,11 +376,13 @@ def test_openrlhf_loads_the_file_by_path_from_anywhere(tmp_path, corpus):
     )
     code = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('agent_module', {str(REPO / 'training/agent_executor.py')!r})\n"
+        "spec = importlib.util.spec_from_file_location('agent_module', "
+        f"{str(REPO / 'training/agent_executor.py')!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "assert issubclass(m.AgentExecutor, m.AgentExecutorBase)\n"
         "ex = m.AgentExecutor()\n"
-        "print(ex.settings.rollout_timeout, ex.settings.graph['search'], ex.runner.reward.function.__name__)\n"
+        "print(ex.settings.rollout_timeout, ex.settings.graph['search'], "
+        "ex.runner.reward.function.__name__)\n"
         "print(m.AgentExecutorBase.__module__)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -1,5 +1,6 @@
-"""The row contract end to end across the two halves of training: rows from real ``AgentExecutor.execute`` runs
-go through the extension's stamping, OpenRLHF's row -> Experience conversion, and the GRPO / dual-level math."""
+"""The row contract end to end across the two halves of training: rows from real ``AgentExecutor.execute``
+runs go through the extension's stamping, OpenRLHF's row -> Experience conversion, and the GRPO / dual-level
+math."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from langgraph_wideseek.testing import WideSeekPolicy
-from langgraph_wideseek.testing import World
+from langgraph_wideseek.testing import WideSeekPolicy, World
 from training.agent_executor import AgentExecutor
 from training.data import convert_widesearch_task
 from training.engine import SamplingParamsLite

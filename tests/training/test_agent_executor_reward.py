@@ -1,4 +1,5 @@
-"""The rollout reward: custom functions, settings checks, and the WideSeek-R1 reward built from dataset labels."""
+"""The rollout reward: custom functions, settings checks, and the WideSeek-R1 reward built from dataset
+labels."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
 from langgraph_wideseek.graph.result import WideSeekResult
+from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
 from training.data import convert_widesearch_task, convert_wideseek_record, parse_label
 from training.reward import RewardSettings, RolloutReward, as_reward, load_function
 
@@ -80,7 +81,7 @@ def test_default_reward_needs_a_judge_or_exact_scoring():
         RolloutReward(RewardSettings())
     RolloutReward(RewardSettings(judge="exact"))
     RolloutReward(RewardSettings(judge_base_url="http://127.0.0.1:9/v1", judge_model="j"))
-    RolloutReward(RewardSettings(), function=lambda r, l: 1.0)  # a custom reward needs no judge
+    RolloutReward(RewardSettings(), function=lambda result, label: 1.0)  # a custom reward needs no judge
 
 
 async def test_custom_async_reward():
@@ -107,7 +108,7 @@ TABLE = {
 }
 
 
-# --- the WideSeek-R1 reward (langgraph_wideseek.eval.reward + the exact scorer) --------------------------------------
+# --- the WideSeek-R1 reward (langgraph_wideseek.eval.reward + the exact scorer) -----------------------------
 
 
 def needs_reward_module():

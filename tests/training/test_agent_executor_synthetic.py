@@ -1,7 +1,7 @@
-"""A full multi-wave rollout on the benchmark's synthetic world: the scripted WideSeek player (which acts only on
-what it is sent) drives the token-level engine through the in-actor endpoint; the local search backend reads the
-world's corpus; page summaries go through the same endpoint. The answer must be right, so a token, message or
-report lost anywhere on the path shows up as a wrong table."""
+"""A full multi-wave rollout on the benchmark's synthetic world: the scripted WideSeek player (which acts only
+on what it is sent) drives the token-level engine through the in-actor endpoint; the local search backend
+reads the world's corpus; page summaries go through the same endpoint. The answer must be right, so a token,
+message or report lost anywhere on the path shows up as a wrong table."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from langgraph_wideseek.testing import WideSeekPolicy
-from langgraph_wideseek.testing import World
+from langgraph_wideseek.testing import WideSeekPolicy, World
 from training.agent_executor import AgentExecutor
 from training.data import convert_widesearch_task, parse_label
 from training.engine import SamplingParamsLite

@@ -19,7 +19,9 @@ ASSETS = Path(__file__).parent / "assets" / "widesearch"
 
 TABLE = {
     "instance_id": "width_0001",
-    "question": "List the albums of Band X with their year. Answer in a markdown table with columns Album, Year.",
+    "question": (
+        "List the albums of Band X with their year. Answer in a markdown table with columns Album, Year."
+    ),
     "answer": "```markdown\n| Album | Year |\n|---|---|\n| First | 1999 |\n| Second | 2003 |\n```",
     "is_markdown": True,
     "unique_columns": ["Album"],
@@ -141,7 +143,8 @@ def test_cli_wideseek_jsonl_with_eval_split(tmp_path, capsys):
 
 
 def test_cli_reads_back_with_openrlhf_style_loading(tmp_path):
-    # OpenRLHF loads .jsonl/.parquet prompt datasets with datasets.load_dataset("json"/"parquet", data_files=...)
+    # OpenRLHF loads .jsonl/.parquet prompt datasets with datasets.load_dataset("json"/"parquet",
+    # data_files=...)
     from datasets import load_dataset
 
     src = write_jsonl(tmp_path / "w.jsonl", [TABLE, QA])

@@ -1,5 +1,6 @@
 """The in-actor OpenAI-compatible endpoint, against a real HF tokenizer with our Qwen3-style chat template and
-an engine stand-in that returns scripted token ids (so reasoning and tool calls go through the real parser)."""
+an engine stand-in that returns scripted token ids (so reasoning and tool calls go through the real parser).
+"""
 
 from __future__ import annotations
 

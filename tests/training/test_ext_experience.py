@@ -20,14 +20,14 @@ sys.path.append(str(Path(__file__).parent / "stubs"))
 pytest.importorskip("openrlhf")
 pytest.importorskip("vllm")
 
-from ext_fixtures import make_rollout  # noqa: E402
-from openrlhf.trainer.ppo_utils.experience import Experience  # noqa: E402
-from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator  # noqa: E402
+from ext_fixtures import make_rollout
+from openrlhf.trainer.ppo_utils.experience import Experience
+from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 
-from training.openrlhf_ext.convert import WideSeekExperience, row_to_experience, tag  # noqa: E402
-from training.openrlhf_ext.errors import ExtensionConfigError, RowContractError  # noqa: E402
-from training.openrlhf_ext.experience import WideSeekExperienceMaker  # noqa: E402
-from training.openrlhf_ext.rowmeta import stamp_rollout  # noqa: E402
+from training.openrlhf_ext.convert import WideSeekExperience, row_to_experience, tag
+from training.openrlhf_ext.errors import ExtensionConfigError, RowContractError
+from training.openrlhf_ext.experience import WideSeekExperienceMaker
+from training.openrlhf_ext.rowmeta import stamp_rollout
 
 
 def trainer_args(*, dynamic=True):

@@ -70,7 +70,8 @@ def test_smoke_runs_on_cpu_and_its_gradient_matches_the_fp32_reference(one_rank)
 
 
 def test_two_gloo_ranks_split_the_rows_and_match_one_rank(one_rank):
-    """torchrun, 2 CPU processes over gloo: OpenRLHF's row split, our all-reduced step normaliser, averaged grads."""
+    """torchrun, 2 CPU processes over gloo: OpenRLHF's row split, our all-reduced step normaliser, averaged
+    grads."""
     from training.gpu_smoke.compare import compare
 
     tmp, rows, single = one_rank
@@ -99,7 +100,8 @@ def test_two_gloo_ranks_split_the_rows_and_match_one_rank(one_rank):
     result = json.loads((out / "smoke-torch-w2.json").read_text())
     a = result["part_a"]
     assert result["world_size"] == 2 and a["world_size"] == 2
-    # every row trained exactly once, both ranks busy, the same number of micro-batches on each (ZeRO needs that)
+    # every row trained exactly once, both ranks busy, the same number of micro-batches on each (ZeRO needs
+    # that)
     assert sum(r["rows"] for r in a["per_rank"]) == len(rows) and min(r["rows"] for r in a["per_rank"]) > 0
     assert (
         sum(r["action_tokens"] for r in a["per_rank"])

@@ -11,8 +11,8 @@ import pytest
 
 sys.path.append(str(Path(__file__).parent / "stubs"))
 
-from training.openrlhf_ext import install, version  # noqa: E402
-from training.openrlhf_ext.errors import UnsupportedOpenRLHFVersion, WideSeekExtensionError  # noqa: E402
+from training.openrlhf_ext import install, version
+from training.openrlhf_ext.errors import UnsupportedOpenRLHFVersion, WideSeekExtensionError
 
 
 def test_version_guard_refuses_other_versions(monkeypatch):

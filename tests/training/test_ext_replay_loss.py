@@ -23,16 +23,16 @@ pytest.importorskip("openrlhf")
 pytest.importorskip("deepspeed")
 pytest.importorskip("peft")
 
-from ext_fixtures import make_rollout  # noqa: E402
-from openrlhf.models import Actor, PolicyLoss  # noqa: E402
-from openrlhf.trainer.ppo_utils.experience import Experience  # noqa: E402
-from openrlhf.utils.loss_utils import get_loss_batch_info  # noqa: E402
+from ext_fixtures import make_rollout
+from openrlhf.models import Actor, PolicyLoss
+from openrlhf.trainer.ppo_utils.experience import Experience
+from openrlhf.utils.loss_utils import get_loss_batch_info
 
-from training.advantages import dual_level_objective  # noqa: E402
-from training.openrlhf_ext.assign import assign_advantages  # noqa: E402
-from training.openrlhf_ext.convert import row_to_experience  # noqa: E402
-from training.openrlhf_ext.replay import WideSeekReplayBuffer  # noqa: E402
-from training.openrlhf_ext.rowmeta import stamp_rollout  # noqa: E402
+from training.advantages import dual_level_objective
+from training.openrlhf_ext.assign import assign_advantages
+from training.openrlhf_ext.convert import row_to_experience
+from training.openrlhf_ext.replay import WideSeekReplayBuffer
+from training.openrlhf_ext.rowmeta import stamp_rollout
 
 VOCAB = 128
 MAX_LEN = 64
@@ -174,7 +174,8 @@ def test_replay_buffer_balances_micro_batches_without_dist(monkeypatch):
         ds_device_mesh=None,
     )
     buffer.setup_dynamic_batch(strategy)
-    # Everything fits: one micro-batch, one optimizer step over all rows (stock would cut by train.batch_size).
+    # Everything fits: one micro-batch, one optimizer step over all rows (stock would cut by
+    # train.batch_size).
     assert buffer.dynamic_indices == [list(range(len(samples)))]
     assert buffer.dynamic_optimizer_step == [1]
     assert buffer.dynamic_global_batch_size == [float(len(samples))]

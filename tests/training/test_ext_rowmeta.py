@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 sys.path.append(str(Path(__file__).parent / "stubs"))
-from ext_fixtures import make_rollout, make_row  # noqa: E402
+from ext_fixtures import make_rollout, make_row
 
-from training.openrlhf_ext.errors import RowContractError  # noqa: E402
-from training.openrlhf_ext.rowmeta import representative_row, stamp_rollout  # noqa: E402
+from training.openrlhf_ext.errors import RowContractError
+from training.openrlhf_ext.rowmeta import representative_row, stamp_rollout
 
 AGENTS = {"lead": [(5, 3), (9, 2)], "sub-1": [(4, 4)], "sub-2": [(3, 1), (6, 2)]}
 

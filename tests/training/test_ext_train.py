@@ -11,8 +11,8 @@ import pytest
 
 sys.path.append(str(Path(__file__).parent / "stubs"))
 
-from training.openrlhf_ext import train  # noqa: E402
-from training.openrlhf_ext.errors import WideSeekExtensionError  # noqa: E402
+from training.openrlhf_ext import train
+from training.openrlhf_ext.errors import WideSeekExtensionError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,8 @@
 """The launch scripts' flags, parsed by OpenRLHF 0.11.2's own argument parser.
 
-``openrlhf.cli.train_ppo_ray`` builds its parser inside ``if __name__ == "__main__":`` and imports Ray at module
-level, so the test takes the parser-building statements from the installed source with ``ast`` and runs them:
-the result is OpenRLHF's real parser (types, choices, nargs), with no GPU stack needed.
+``openrlhf.cli.train_ppo_ray`` builds its parser inside ``if __name__ == "__main__":`` and imports Ray at
+module level, so the test takes the parser-building statements from the installed source with ``ast`` and runs
+them: the result is OpenRLHF's real parser (types, choices, nargs), with no GPU stack needed.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def openrlhf_parser() -> argparse.ArgumentParser:
             break
         body.append(stmt)
     ns: dict = {"argparse": argparse, "datetime": datetime.datetime}
-    exec(compile(ast.Module(body=body, type_ignores=[]), str(src_path), "exec"), ns)  # noqa: S102
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(src_path), "exec"), ns)
     return ns["parser"]
 
 
@@ -153,7 +153,8 @@ def test_runtime_env_file_carries_env_not_the_command_line(tmp_path):
     (bindir / "ray").write_text(
         "#!/usr/bin/env bash\n"
         'for ((i=1; i<=$#; i++)); do if [[ "${!i}" == --runtime-env ]]; then j=$((i+1)); '
-        f'cp "${{!j}}" {record}; stat -c %a "${{!j}}" > {record}.mode; echo "${{!j}}" > {record}.path; fi; done\n'
+        f'cp "${{!j}}" {record}; stat -c %a "${{!j}}" > {record}.mode; echo "${{!j}}" > {record}.path; fi; '
+        f"done\n"
         'echo "$@" > ' + str(tmp_path / "argv.txt") + "\n"
     )
     (bindir / "ray").chmod(0o755)
@@ -197,7 +198,7 @@ def test_missing_settings_fail_with_a_message(script, env, message):
 
 @pytest.mark.slow  # two Python processes importing datasets and the synthetic world: about 5 s
 def test_example_train_sh_prepares_data_settings_and_the_command(tmp_path):
-    """examples/train.sh end to end up to the launch (DRY_RUN): data built, settings validated, flags parse."""
+    """examples/train.sh end to end up to the launch (DRY_RUN): data built, settings valid, flags parse."""
     import sys
 
     env = {

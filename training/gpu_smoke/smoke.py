@@ -1,35 +1,38 @@
 """GPU smoke run of the training side: rows -> OpenRLHF Actor/PolicyLoss -> one optimizer step, then GRPO.
 
-    python -m training.gpu_smoke.smoke --rows rows.jsonl --out OUT [--engine deepspeed|torch] [--grpo-steps 30]
+    python -m training.gpu_smoke.smoke --rows rows.jsonl --out OUT [--engine deepspeed|torch] [--grpo-steps
+    30]
 
 Part A (one step on real rollout rows). ``--rows`` is a JSONL of rows in the executor's contract, written by a
 real WideSeek graph rollout (``examples/train_dry_run.py --rows-out``: the unmodified graph over the in-actor
 endpoint, a tiny Qwen3-style tokenizer, the scripted engine). A tiny ``Qwen3ForCausalLM`` built from a
 ``Qwen3Config`` is saved and loaded by OpenRLHF's ``Actor`` in bf16. The rows then take the path they take in
-training: our stamping and conversion to OpenRLHF ``Experience``, old/ref log-probs from forwards, our per-rollout
-GRPO with dual-level weights, our replay buffer's dynamic batching, and per micro-batch OpenRLHF's
+training: our stamping and conversion to OpenRLHF ``Experience``, old/ref log-probs from forwards, our
+per-rollout GRPO with dual-level weights, our replay buffer's dynamic batching, and per micro-batch OpenRLHF's
 ``get_loss_batch_info``, ``PolicyLoss(0.2, 0.28, dual_clip=10)`` and the k3 KL loss (coef 0.001), exactly as
-``ActorPPOTrainer.training_step`` combines them, with one optimizer step at the end. With ``--engine deepspeed`` the
-model, optimizer and backward are OpenRLHF's ``DeepspeedStrategy`` (ZeRO-2, bf16, AdamW); ``--engine torch``
-stands in a bf16 model with fp32 master weights and torch AdamW (what DeepSpeed's bf16 optimizer does). The
-step's gradient is checked against an fp32 reference that evaluates spec section 6's objective directly.
+``ActorPPOTrainer.training_step`` combines them, with one optimizer step at the end. With ``--engine
+deepspeed`` the model, optimizer and backward are OpenRLHF's ``DeepspeedStrategy`` (ZeRO-2, bf16, AdamW);
+``--engine torch`` stands in a bf16 model with fp32 master weights and torch AdamW (what DeepSpeed's bf16
+optimizer does). The step's gradient is checked against an fp32 reference that evaluates spec section 6's
+objective directly.
 
-Part B (GRPO on a synthetic reward). Each rollout is a lead and two subagents (3 agents, 3 rows), sampled from the
-policy itself; the rollout reward is the fraction of a target token among all tokens the rollout generated. Groups
-of 8 rollouts per task, the same pipeline as Part A, one optimizer step per batch; the mean reward per step is
-recorded and should rise.
+Part B (GRPO on a synthetic reward). Each rollout is a lead and two subagents (3 agents, 3 rows), sampled from
+the policy itself; the rollout reward is the fraction of a target token among all tokens the rollout
+generated. Groups of 8 rollouts per task, the same pipeline as Part A, one optimizer step per batch; the mean
+reward per step is recorded and should rise.
 
 Data parallelism. Started by ``torchrun --nproc_per_node N`` (any launcher that sets RANK, WORLD_SIZE and
-LOCAL_RANK), every rank builds the same rows and model, computes the old/reference log-probs and our advantages over
-the whole rollout batch (the driver's work in OpenRLHF), then keeps the rows OpenRLHF's ``PPOTrainer.train_step``
-would send it: ``balance_experiences`` and then ``async_run_method_batch``'s chunking over the actor ranks. Our
-replay buffer all-reduces the step's token count and micro-batch count; DeepSpeed (or, for the torch engine, an
-explicit all-reduce) averages the gradients. Part B's rollouts are sampled on rank 0 and broadcast. ``--dump`` saves
-part A's full fp32 gradient, the fp32 weights before/after the step and the fp32 reference gradient, so that
-``training/gpu_smoke/compare.py`` can compare a 1-rank and an N-rank run element by element. Rank 0 writes results.
+LOCAL_RANK), every rank builds the same rows and model, computes the old/reference log-probs and our
+advantages over the whole rollout batch (the driver's work in OpenRLHF), then keeps the rows OpenRLHF's
+``PPOTrainer.train_step`` would send it: ``balance_experiences`` and then ``async_run_method_batch``'s
+chunking over the actor ranks. Our replay buffer all-reduces the step's token count and micro-batch count;
+DeepSpeed (or, for the torch engine, an explicit all-reduce) averages the gradients. Part B's rollouts are
+sampled on rank 0 and broadcast. ``--dump`` saves part A's full fp32 gradient, the fp32 weights before/after
+the step and the fp32 reference gradient, so that ``training/gpu_smoke/compare.py`` can compare a 1-rank and
+an N-rank run element by element. Rank 0 writes results.
 
-Results go to OUT/smoke-ENGINE[TAG].json (and a log on stdout). vLLM and Ray are not needed (nor installed on the
-device).
+Results go to OUT/smoke-ENGINE[TAG].json (and a log on stdout). vLLM and Ray are not needed (nor installed on
+the device).
 """
 
 from __future__ import annotations
@@ -88,8 +91,8 @@ def rank_share(experiences: list) -> list:
     """The rows OpenRLHF 0.11.2's ``PPOTrainer.train_step`` hands this actor rank under dynamic batching.
 
     ``balance_experiences`` splits the batch into rows, sorts them by length and deals long and short rows out
-    to ``num_nodes * num_gpus_per_node`` ranks (one Experience each); ``async_run_method_batch`` then gives rank r
-    the r-th contiguous chunk of that list. Both are OpenRLHF's code or its formula, unchanged.
+    to ``num_nodes * num_gpus_per_node`` ranks (one Experience each); ``async_run_method_batch`` then gives
+    rank r the r-th contiguous chunk of that list. Both are OpenRLHF's code or its formula, unchanged.
     """
     from openrlhf.trainer.ppo_utils.experience import balance_experiences
 
@@ -107,8 +110,8 @@ def rank_share(experiences: list) -> list:
 def _flat_ds(params: list, fragment) -> torch.Tensor:
     """A full fp32 vector of a ZeRO-1/2 partitioned quantity (master weights or reduced gradient).
 
-    Each rank fills its own fragments (``fragment(mapping, param)``) into zeros and one all-reduce assembles the
-    vector; this is what DeepSpeed's ``safe_get_full_*`` helpers do per parameter, but with the collective
+    Each rank fills its own fragments (``fragment(mapping, param)``) into zeros and one all-reduce assembles
+    the vector; this is what DeepSpeed's ``safe_get_full_*`` helpers do per parameter, but with the collective
     outside any code that can fail, so that one failing rank cannot leave the other waiting.
     """
     bufs, error = [], None
@@ -157,8 +160,8 @@ def save_tiny_qwen3(path: Path, *, vocab: int, hidden: int, layers: int, max_pos
     model = Qwen3ForCausalLM(cfg).to(torch.bfloat16)
     rank, size = world()
     if size > 1 and dist.is_initialized():
-        # once a process group exists transformers writes checkpoints on global rank 0 only; the other ranks (one
-        # host) copy rank 0's files, which also guarantees that every rank starts from the same weights
+        # once a process group exists transformers writes checkpoints on global rank 0 only; the other ranks
+        # (one host) copy rank 0's files, which also guarantees that every rank starts from the same weights
         holder = [str(path)]
         dist.broadcast_object_list(holder, src=0)
         if rank == 0:
@@ -304,7 +307,8 @@ class Engine:
             m.grad = p.grad.float() if p.grad is not None else torch.zeros_like(m)
             p.grad = None
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            # what DDP/DeepSpeed do: average the ranks' gradients (OpenRLHF's loss multiplies by dp_size for this)
+            # what DDP/DeepSpeed do: average the ranks' gradients (OpenRLHF's loss multiplies by dp_size for
+            # this)
             for m in self.masters:
                 dist.all_reduce(m.grad)
                 m.grad.div_(dist.get_world_size())
@@ -421,7 +425,8 @@ def ppo_step(
             "kl_loss": kl_total,
         }
     )
-    # each rank's loss carries OpenRLHF's dp_size factor (against gradient averaging): the step's loss is the mean
+    # each rank's loss carries OpenRLHF's dp_size factor (against gradient averaging): the step's loss is the
+    # mean
     policy_loss = sum(r["policy_loss"] for r in per_rank) / len(per_rank)
     kl_total = sum(r["kl_loss"] for r in per_rank) / len(per_rank)
     return {
@@ -451,6 +456,7 @@ def reference_objective(model_fp32, full, stamps: list, folded, dev: str) -> tup
 
     The gradient stays in ``model_fp32``'s parameters for the caller."""
     from openrlhf.models.utils import compute_approx_kl, masked_mean
+
     from training.advantages import dual_level_objective
 
     order = list(range(len(stamps)))  # ppo_step keeps rows in sample order
@@ -498,10 +504,11 @@ def part_a(args, work: Path) -> dict[str, Any]:
         by_rollout = {k: v for k, v in by_rollout.items() if k in keep}
         rows = [r for rs in by_rollout.values() for r in rs]
     original = sorted({r["reward"] for r in rows})
-    # The scripted player solves every task (reward 1.0 everywhere), which gives GRPO nothing to learn from; the
-    # rollouts keep their tokens but get distinct rewards so the advantages are non-zero. All rollouts of the file
-    # form one GRPO group (stamped group 0): rollouts of *one* task from the deterministic player are token-identical,
-    # so their group gradient is exactly zero; the docs' run uses rollouts of four different tasks instead.
+    # The scripted player solves every task (reward 1.0 everywhere), which gives GRPO nothing to learn from;
+    # the rollouts keep their tokens but get distinct rewards so the advantages are non-zero. All rollouts of
+    # the file form one GRPO group (stamped group 0): rollouts of *one* task from the deterministic player are
+    # token-identical, so their group gradient is exactly zero; the docs' run uses rollouts of four different
+    # tasks instead.
     synthetic = [1.0, 0.0, 0.5, 0.25, 0.75, 0.1, 0.9, 0.4]
     for i, rs in enumerate(by_rollout.values()):
         for r in rs:
@@ -515,7 +522,8 @@ def part_a(args, work: Path) -> dict[str, Any]:
     path = work / "tiny-qwen3-a"
     model_info = save_tiny_qwen3(path, vocab=vocab, hidden=256, layers=4, max_pos=8192, seed=args.seed)
     log(
-        f"part A: {len(rows)} rows from {len(by_rollout)} rollouts (rewards in file {original}); model {model_info}"
+        f"part A: {len(rows)} rows from {len(by_rollout)} rollouts (rewards in file {original}); model "
+        f"{model_info}"
     )
 
     engine = Engine(
@@ -566,7 +574,8 @@ def part_a(args, work: Path) -> dict[str, Any]:
         capture["grad_norm"], capture["world_size"] = out["grad_norm"], world()[1]
         if world()[0] == 0:
             torch.save(capture, args.dump)
-    # the ranks must hold bit-identical bf16 weights after the step (ZeRO-2 all-gathers the updated partitions)
+    # the ranks must hold bit-identical bf16 weights after the step (ZeRO-2 all-gathers the updated
+    # partitions)
     digest = hashlib.sha256(
         b"".join(
             p.detach().cpu().contiguous().view(torch.int16).numpy().tobytes() for p in engine.hf.parameters()
@@ -686,7 +695,8 @@ def part_b(args, work: Path) -> dict[str, Any]:
     rank, size = world()
 
     def sample(prompts: list[list[int]]) -> tuple[list, list]:
-        # rank 0 plays the rollout engine; the other ranks receive its samples (the rows' tokens and log-probs)
+        # rank 0 plays the rollout engine; the other ranks receive its samples (the rows' tokens and
+        # log-probs)
         payload = (
             list(generate(engine.hf, prompts, gen=gen, device=args.device, vocab=vocab))
             if rank == 0
@@ -803,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         "for training/gpu_smoke/compare.py",
     )
     args = p.parse_args(argv)
-    rank, size = world()
+    _, size = world()
     if size > 1 and args.engine == "torch" and not dist.is_initialized():
         # DeepspeedStrategy.setup_distributed does this for the deepspeed engine
         if args.device.startswith("cuda"):

@@ -30,7 +30,8 @@ def config_problems(args: Any) -> list[str]:
         )
     if _get(args, "algo.advantage.estimator") != "group_norm":
         problems.append(
-            f"--algo.advantage.estimator must be group_norm (GRPO); got {_get(args, 'algo.advantage.estimator')!r}"
+            "--algo.advantage.estimator must be group_norm (GRPO); got "
+            f"{_get(args, 'algo.advantage.estimator')!r}"
         )
     n = _get(args, "rollout.n_samples_per_prompt", 1)
     if n < 2:

@@ -137,7 +137,8 @@ def _check_rollout(rows: list[tuple[Mapping[str, Any], RowStamp]], where: str) -
         m = st.meta
         if m.rollout_id != first.meta.rollout_id:
             raise RowContractError(
-                f"{where}: rows of one execute carry rollout ids {first.meta.rollout_id!r} and {m.rollout_id!r}"
+                f"{where}: rows of one execute carry rollout ids {first.meta.rollout_id!r} and "
+                f"{m.rollout_id!r}"
             )
         if float(row["reward"]) != float(first_row["reward"]):
             raise RowContractError(f"{where}: rows of rollout {m.rollout_id!r} carry different rewards")

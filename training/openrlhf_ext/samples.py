@@ -163,7 +163,8 @@ class WideSeekSamplesGenerator(SamplesGenerator):
             self._wideseek_log_keys = keys
         elif keys != self._wideseek_log_keys:
             raise RowContractError(
-                f"rows carry different extra_logs keys ({sorted(keys)} vs {sorted(self._wideseek_log_keys)}); "
+                f"rows carry different extra_logs keys ({sorted(keys)} vs "
+                f"{sorted(self._wideseek_log_keys)}); "
                 "OpenRLHF merges per-row info and needs the same keys on every row"
             )
 

@@ -33,7 +33,8 @@ def check_openrlhf_version() -> str:
         )
     if found != SUPPORTED_OPENRLHF_VERSION:
         raise UnsupportedOpenRLHFVersion(
-            f"the WideSeek OpenRLHF extension supports openrlhf=={SUPPORTED_OPENRLHF_VERSION} only, found {found}. "
+            f"the WideSeek OpenRLHF extension supports openrlhf=={SUPPORTED_OPENRLHF_VERSION} only, found "
+            f"{found}. "
             "It overrides private OpenRLHF methods whose behaviour differs between releases; install "
             f"openrlhf=={SUPPORTED_OPENRLHF_VERSION} (with vllm==0.29.0) or port training/openrlhf_ext first."
         )

@@ -2,12 +2,13 @@
 
 A byte-level BPE (so every string round-trips exactly, as with Qwen3's tokenizer) trained on a fixed corpus,
 with Qwen3's special tokens (``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``) and its added text tokens
-(``<think>``, ``</think>``, ``<tool_call>``, ``</tool_call>``, ``<tool_response>``, ``</tool_response>``), and a
-chat template of our own that renders what Qwen3's does for agents: tool schemas in the system turn, earlier
+(``<think>``, ``</think>``, ``<tool_call>``, ``</tool_call>``, ``<tool_response>``, ``</tool_response>``), and
+a chat template of our own that renders what Qwen3's does for agents: tool schemas in the system turn, earlier
 reasoning in ``<think>`` blocks, hermes ``<tool_call>`` JSON, tool results as ``<tool_response>`` blocks in a
-user turn, and ``enable_thinking=False`` as an empty think block.
+user turn, and ``enable_thinking=False`` as an empty think block. To rewrite
+tests/training/assets/tiny-qwen3/:
 
-    /work/venv/bin/python tests/training/assets/make_tokenizer.py   # rewrites tests/training/assets/tiny-qwen3/
+    /work/venv/bin/python tests/training/assets/make_tokenizer.py
 """
 
 from __future__ import annotations
@@ -86,25 +87,31 @@ To call one, write a JSON object with its name and arguments between <tool_call>
 {%- endif -%}
 """.strip()
 
-# A fixed, varied corpus: English prose of the kind the agents read and write, JSON tool calls, markdown tables,
-# URLs and a little Chinese, so common pieces get their own merges.
+# A fixed, varied corpus: English prose of the kind the agents read and write, JSON tool calls, markdown
+# tables, URLs and a little Chinese, so common pieces get their own merges.
 CORPUS = [
     "You are the lead agent. Break the task into simple, independent subtasks and give each to a subagent.",
     "Subagents run in parallel and cannot see each other, so every subtask must stand on its own.",
     "Think first inside the think block, then call a tool or give the final answer.",
     "Search for pages about the topic, then access the most useful URL and extract the facts asked for.",
-    "The final answer is a markdown table inside a fenced block that opens with three backticks and markdown.",
+    "The final answer is a markdown table inside a fenced block that opens with three backticks and "
+    "markdown.",
     "# Task\nList every university ranked in the top five for each subject, with its home page and fee.",
-    "# Subtask 1:\nFind the home page of the university.\n# Result:\nThe home page is https://www.example.edu/.",
-    "# Search query: history of the company\n# Result:\n[Doc 1](https://en.wikipedia.org/wiki/Company): The company",
-    "# Access URL: https://example.org/page\n# Info to extract: founding year\n# Result:\nIt was founded in 1999.",
+    "# Subtask 1:\nFind the home page of the university.\n# Result:\nThe home page is "
+    "https://www.example.edu/.",
+    "# Search query: history of the company\n# Result:\n[Doc 1](https://en.wikipedia.org/wiki/Company): The "
+    "company",
+    "# Access URL: https://example.org/page\n# Info to extract: founding year\n# Result:\nIt was founded in "
+    "1999.",
     '{"name": "search", "arguments": {"queries": [{"query": "tallest buildings in Asia", "count": 3}]}}',
-    '{"name": "access", "arguments": {"urls": [{"url": "https://example.com/a", "info_to_extract": "year"}]}}',
+    '{"name": "access", "arguments": {"urls": [{"url": "https://example.com/a", "info_to_extract": '
+    '"year"}]}}',
     '{"name": "create_sub_agents", "arguments": {"sub_agents": [{"prompt": "Find the album list"}]}}',
     "| Album | Year | Label |\n|---|---|---|\n| First | 1999 | Blue Note |\n| Second | 2003 | Verve |",
     "This is turn 1; finish within 10 turns. Your next answer is turn 2; finish by turn 10.",
     "The search returned no results. Try another query. The page could not be read; try another URL.",
-    "Ranking, university, subject, country, application deadline, application fee, website, population, area.",
+    "Ranking, university, subject, country, application deadline, application fee, website, population, "
+    "area.",
     "January February March April May June July August September October November December 2024 2025.",
     "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs.",
     "请列出每个学科排名前五的大学，以及它们的官方网站和申请费用。",
