@@ -82,7 +82,7 @@ class SamplingParamsLite:
 
 def _vllm_sampling_params_cls() -> type | None:
     try:
-        from vllm import SamplingParams  # type: ignore[import-not-found]
+        from vllm import SamplingParams
     except Exception:  # noqa: BLE001 - vLLM absent, or present but unusable on this machine (no CUDA build)
         return None
     return SamplingParams

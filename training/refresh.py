@@ -321,9 +321,12 @@ async def _amain(args: argparse.Namespace) -> int:
             return 2
         local, remote = args.path_map.split("=", 1)
         path_map = (local, remote)
-    key = os.environ.get(args.api_key_env) or None
+    key = os.environ.get(args.api_key_env)
     cfg = RefreshConfig(
-        server=args.server, api_key=key, path_map=path_map, reload_timeout=args.reload_timeout
+        server=args.server,
+        api_key=SecretStr(key) if key else None,
+        path_map=path_map,
+        reload_timeout=args.reload_timeout,
     )
     async with WeightRefresher(cfg) as refresher:
         try:

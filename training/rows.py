@@ -228,7 +228,7 @@ def validate_row(row: dict[str, Any]) -> None:
     if lp is not None:
         if len(lp) != n:
             raise ValueError(f"{len(lp)} rollout logprobs for {n} tokens")
-        inside = set()
+        inside: set[int] = set()
         for start, end in row["action_ranges"]:
             inside.update(range(start, end))
         bad = [i for i, v in enumerate(lp) if i not in inside and v != 0.0]

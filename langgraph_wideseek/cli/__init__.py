@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = args.func
     try:
         result = func(args)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -183,17 +183,19 @@ async def compute_reward(
     access = cfg.access_bonus if trajectory is not None and trajectory.used_access() else 0.0
     excess = (longest - cfg.length_threshold) / cfg.length_span
     penalty = cfg.length_weight * min(1.0, max(0.0, excess))
-    base = {"longest_generation": longest, "kind": task.kind}
+    kind = task.kind
+
+    def breakdown(total: float, reason: str, **parts: Any) -> RewardBreakdown:
+        return RewardBreakdown(total=total, reason=reason, longest_generation=longest, kind=kind, **parts)
+
     if lead_failed or answer is None:
-        return RewardBreakdown(
-            total=0.0, reason="the lead failed" if lead_failed else "no final answer", **base
-        )
+        return breakdown(0.0, "the lead failed" if lead_failed else "no final answer")
     text = strip_thinking(answer)
 
     if task.kind == "qa":
         boxed = extract_boxed(text)
         if boxed is None:
-            return RewardBreakdown(total=0.0, reason="no \\boxed{} answer", **base)
+            return breakdown(0.0, "no \\boxed{} answer")
         failures = 0
         correct = any(_norm(boxed) == _norm(label) for label in task.answers)
         reason = "ok"
@@ -206,15 +208,14 @@ async def compute_reward(
                 failures = 1
                 reason = f"judge failed: {type(e).__name__}: {e}"
         score = 1.0 if correct else 0.0
-        return RewardBreakdown(
-            total=score + cfg.format_bonus + access - penalty,
+        return breakdown(
+            score + cfg.format_bonus + access - penalty,
+            reason,
             item_f1=score,
             format_bonus=cfg.format_bonus,
             access_bonus=access,
             length_penalty=penalty,
-            reason=reason,
             judge_failures=failures,
-            **base,
         )
 
     scored_task = task.derived("generic", generic_task) if mode == "generic" else task
@@ -226,19 +227,16 @@ async def compute_reward(
             TrialStatus.COLUMN_MISMATCH: "the table's columns are not the required ones",
         }
         why = reasons.get(trial.status, "; ".join(trial.errors) or trial.status)
-        return RewardBreakdown(
-            total=0.0, reason=why, judge_failures=trial.judge_failures, trial=trial, **base
-        )
+        return breakdown(0.0, why, judge_failures=trial.judge_failures, trial=trial)
     fmt = cfg.format_bonus if extract_markdown_fence(text) is not None else 0.0
     reason = "ok" if not trial.judge_failures else f"{trial.judge_failures} judge call(s) failed"
-    return RewardBreakdown(
-        total=trial.item_f1 + fmt + access - penalty,
+    return breakdown(
+        trial.item_f1 + fmt + access - penalty,
+        reason,
         item_f1=trial.item_f1,
         format_bonus=fmt,
         access_bonus=access,
         length_penalty=penalty,
-        reason=reason,
         judge_failures=trial.judge_failures,
         trial=trial,
-        **base,
     )

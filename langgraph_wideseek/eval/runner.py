@@ -188,10 +188,8 @@ async def _run_one(agent: Agent, task: Task, sample: int, timeout: float | None)
 
 def _record(task: Task, sample: int, result: Any, started: float) -> TrialRecord:
     answer = getattr(result, "answer", None)
-    status = getattr(result, "status", Status.OK)
     errors = [str(e) for e in (getattr(result, "errors", None) or [])]
-    if status not in (Status.OK, Status.FAILED):
-        status = Status.FAILED
+    status: AgentStatus = Status.OK if getattr(result, "status", Status.OK) == Status.OK else Status.FAILED
     if answer is None and status == Status.OK:
         status = Status.FAILED
         errors.append("the agent returned no answer")

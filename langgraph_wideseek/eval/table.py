@@ -20,6 +20,7 @@ The pieces, in the order the scorer uses them:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,11 +210,13 @@ def tokenize(text: str, sep: str = ",") -> list[list[str]]:
                     i = k + 1
                     break
                 m = unquoted.match(text, i)
+                assert m is not None  # the pattern matches the empty string too
                 parts.append(m.group(0))
                 i = m.end()
                 row.append("".join(parts))
             else:
                 m = unquoted.match(text, i)
+                assert m is not None
                 row.append(m.group(0))
                 i = m.end()
             if i >= n:
@@ -526,7 +529,7 @@ def to_markdown(
     return f"```markdown\n{body}\n```" if fence else body
 
 
-def first_occurrences(key_columns: list[list[str]]) -> list[int]:
+def first_occurrences(key_columns: Sequence[Sequence[str]]) -> list[int]:
     """Row indices that keep the first row of each distinct key (the official
     ``drop_duplicates(keep="first")`` on the rendered, not yet normalised, key cells)."""
     seen: set[tuple[str, ...]] = set()

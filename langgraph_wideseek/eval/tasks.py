@@ -7,7 +7,7 @@ as the official scorer saw it (:mod:`.table`), plus the per-column pipeline; a Q
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -146,7 +146,7 @@ class Task(BaseModel):
             self._prepared = _prepare_gold(self)
         return self._prepared
 
-    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Task:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Task:
         """A copy whose caches start empty (the prepared gold depends on the pipeline being replaced)."""
         copy = super().model_copy(update=update, deep=deep)
         copy._prepared = None

@@ -26,12 +26,13 @@ import copy
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
@@ -62,7 +63,7 @@ from .state import (
     ToolCallRef,
     apply_update,
 )
-from .trajectory import Role, Status, Trajectory, from_plain, to_plain
+from .trajectory import AgentStatus, Role, Status, Trajectory, from_plain, to_plain
 from .turns import (
     ChatRunnable,
     ReplyKind,
@@ -207,7 +208,7 @@ class WideSeekGraph:
             outcome_name="a report",
             error_prefix="",
         )
-        self._tools = {SEARCH: self.search_tool, ACCESS: self.access_tool}
+        self._tools: dict[str, SearchTool | AccessTool] = {SEARCH: self.search_tool, ACCESS: self.access_tool}
         self._compiled: CompiledStateGraph | None = None
 
     # ================================================================================ one turn, both roles
@@ -227,7 +228,7 @@ class WideSeekGraph:
         a final reply, ``FAILED`` (with ``error``) for a failed call, an oversized prompt or the turn limit.
         """
         cfg = self.config
-        messages = state.get("messages") or []
+        messages: Sequence[BaseMessage] = state.get("messages") or []
         update: dict[str, Any] = {}
         new: list[BaseMessage] = []
         if not messages:
@@ -330,7 +331,8 @@ class WideSeekGraph:
         more = (
             await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
         )
-        return apply_update(SubagentState, update, more)
+        merged = apply_update(SubagentState, update, more)
+        return cast(dict[str, Any], merged)
 
     async def _run_tool(self, call: dict[str, Any]) -> tuple[str, list[str], bool]:
         """(tool message text, backend errors, is_error) for one subagent tool call."""
@@ -366,7 +368,7 @@ class WideSeekGraph:
         return {"messages": messages, "tool_errors": errors}
 
     def _sub_finish(self, state: SubagentState) -> dict[str, Any]:
-        status = Status.OK.value if state.get("status") == Status.OK else Status.FAILED.value
+        status: AgentStatus = Status.OK if state.get("status") == Status.OK else Status.FAILED
         error = state.get("error")
         if status == Status.OK:
             last = state["messages"][-1]
@@ -388,7 +390,7 @@ class WideSeekGraph:
             "index": state["index"],
             "agent_id": state["agent_id"],
             "subtask": state["subtask"],
-            "status": status,
+            "status": status.value,
             "report": report_text,
             "error": error,
             "tool_errors": list(state.get("tool_errors") or []),
@@ -399,7 +401,7 @@ class WideSeekGraph:
                 "agent_id": state["agent_id"],
                 "index": state["index"],
                 "wave": state["wave"],
-                "status": status,
+                "status": status.value,
                 "turns": len(traj.turns),
                 "error": error,
             }
@@ -408,9 +410,9 @@ class WideSeekGraph:
 
     async def _subagent_node(self, state: SubagentInput) -> dict[str, Any]:
         """A whole subagent as one node: the subgraph's turns, looped here instead of as graph steps."""
-        current: dict[str, Any] = dict(state)
+        current = cast(SubagentState, dict(state))
         while True:
-            current = apply_update(SubagentState, current, await self._sub_turn(current))  # type: ignore[arg-type]
+            current = apply_update(SubagentState, current, await self._sub_turn(current))
             if current.get("status") != Status.RUNNING:
                 return {"reports": current["reports"], "agents": current["agents"]}
 
@@ -516,7 +518,7 @@ class WideSeekGraph:
 
     def _lead_feedback(self, state: LeadState) -> dict[str, Any]:
         pending = state.get("pending")
-        error = (pending or {}).get("error") or "malformed tool call"
+        error = (pending["error"] if pending is not None else None) or "malformed tool call"
         return {
             "messages": self._answer_lead(state, self.prompts.text("tool_error", error=error), True),
             "pending": None,
@@ -534,7 +536,7 @@ class WideSeekGraph:
 
     def _finalize(self, state: LeadState) -> dict[str, Any]:
         cfg = self.config
-        status = Status.OK.value if state.get("status") == Status.OK else Status.FAILED.value
+        status: AgentStatus = Status.OK if state.get("status") == Status.OK else Status.FAILED
         messages = state.get("messages") or []
         answer = table = boxed = None
         if status == Status.OK:
@@ -568,8 +570,8 @@ class WideSeekGraph:
             )
         )
         traj["agents"] = traj["agents"] + subs
-        _emit({"type": "final", "status": status})
-        return {"status": status, "answer": answer, "table": table, "boxed": boxed, "trajectory": traj}
+        _emit({"type": "final", "status": status.value})
+        return {"status": status.value, "answer": answer, "table": table, "boxed": boxed, "trajectory": traj}
 
     def _start(self, state: LeadState) -> dict[str, Any]:
         """Begin a run from a clean slate.
@@ -627,7 +629,7 @@ class WideSeekGraph:
     def compile(self, **kwargs: Any) -> CompiledStateGraph:
         """A compiled LangGraph graph; ``kwargs`` go to ``StateGraph.compile`` (checkpointer, store, ...)."""
         app = self.build().compile(name="wideseek", **kwargs)
-        return app.with_config(recursion_limit=self.recursion_limit())  # type: ignore[return-value]
+        return app.with_config(recursion_limit=self.recursion_limit())
 
     # ================================================================================================ running
     async def arun(
@@ -636,7 +638,7 @@ class WideSeekGraph:
         *,
         rollout_id: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
-        config: dict[str, Any] | None = None,
+        config: RunnableConfig | None = None,
     ) -> WideSeekResult:
         """Run one task to completion and return the answer, table, trajectory, usage and errors."""
         if not isinstance(question, str) or not question.strip():
@@ -654,9 +656,9 @@ class WideSeekGraph:
                 inputs, config, stream_mode=["custom", "values"], subgraphs=True
             ):
                 if mode == "custom":
-                    on_event(chunk)
+                    on_event(cast(dict[str, Any], chunk))
                 elif not ns:
-                    final = chunk
+                    final = cast(dict[str, Any], chunk)
         assert final is not None
         return self.result_from_state(final)
 

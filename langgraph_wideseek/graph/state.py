@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypedDict, TypeVar, cast, get_args, get_origin, get_type_hints
 
 from langchain_core.messages import AnyMessage
 
@@ -147,6 +147,7 @@ class SubagentState(TypedDict, total=False):
 
 
 Reducer = Callable[[Any, Any], Any]
+S = TypeVar("S", bound=Mapping[str, Any])
 
 
 @cache
@@ -161,11 +162,11 @@ def _reducers(schema: type) -> tuple[tuple[str, Reducer], ...]:
     return tuple(out)
 
 
-def apply_update(schema: type, state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def apply_update(schema: type[S], state: Mapping[str, Any], update: Mapping[str, Any]) -> S:
     """``state`` with ``update`` applied as LangGraph applies it to a ``schema`` state: keys with a reducer
     are reduced, every other key is overwritten."""
     out = {**state, **update}
     for key, reducer in _reducers(schema):
         if key in update and key in state:
             out[key] = reducer(state[key], update[key])
-    return out
+    return cast(S, out)

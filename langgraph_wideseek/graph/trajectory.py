@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import Enum, StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeGuard, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field
 
@@ -219,7 +219,7 @@ def _nested_models(model: type[BaseModel]) -> dict[str, tuple[type[BaseModel], b
     return out
 
 
-def _is_model(tp: Any) -> bool:
+def _is_model(tp: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -48,7 +49,7 @@ MIN_GENERATION_TOKENS = 64
 _PER_MESSAGE_OVERHEAD = 8
 
 
-def estimate_tokens(messages: list[BaseMessage]) -> int:
+def estimate_tokens(messages: Sequence[BaseMessage]) -> int:
     """A conservative token estimate: UTF-8 bytes / 3.5 (CJK: about one token per character) plus framing."""
     n = 0
     for m in messages:
@@ -80,7 +81,7 @@ class TurnOutcome:
 
 
 def remaining_budget(
-    context_tokens: int, ctx_tokens: int, ctx_messages: int, messages: list[BaseMessage]
+    context_tokens: int, ctx_tokens: int, ctx_messages: int, messages: Sequence[BaseMessage]
 ) -> int:
     """Tokens left for the next generation, from the last exact count plus an estimate of what came since."""
     return context_tokens - ctx_tokens - estimate_tokens(messages[ctx_messages:])
@@ -88,7 +89,7 @@ def remaining_budget(
 
 async def call_model(
     llm: ChatRunnable,
-    messages: list[BaseMessage],
+    messages: Sequence[BaseMessage],
     *,
     context_tokens: int,
     ctx_tokens: int,
@@ -129,7 +130,7 @@ async def call_model(
     if not isinstance(reply, AIMessage):
         return TurnOutcome(ReplyKind.FAILED, error=f"model returned {type(reply).__name__}, not an AIMessage")
 
-    usage = reply.usage_metadata or {}
+    usage = cast(dict[str, Any], reply.usage_metadata or {})
     used = int(usage.get("total_tokens") or 0) or (context_tokens - budget + estimate_tokens([reply]))
     has_calls = bool(reply.tool_calls or reply.invalid_tool_calls)
     finish = reply.response_metadata.get("finish_reason")
@@ -150,10 +151,10 @@ async def call_model(
 
 def ordered_calls(reply: AIMessage) -> list[dict[str, Any]]:
     """Valid and invalid tool calls in the order the model wrote them, each tagged ``valid``."""
-    valid = {c["id"]: {**c, "valid": True} for c in reply.tool_calls}
-    invalid = {c["id"]: {**c, "valid": False} for c in reply.invalid_tool_calls}
+    valid: dict[Any, dict[str, Any]] = {c["id"]: {**c, "valid": True} for c in reply.tool_calls}
+    invalid: dict[Any, dict[str, Any]] = {c["id"]: {**c, "valid": False} for c in reply.invalid_tool_calls}
     order = [c.get("id") for c in reply.additional_kwargs.get("tool_calls") or []]
-    out = [valid.get(i) or invalid.get(i) for i in order if i in valid or i in invalid]
+    out = [valid.get(i) or invalid[i] for i in order if i in valid or i in invalid]
     seen = {c["id"] for c in out}
     out += [c for c in list(valid.values()) + list(invalid.values()) if c["id"] not in seen]
     return out
@@ -162,7 +163,7 @@ def ordered_calls(reply: AIMessage) -> list[dict[str, Any]]:
 def build_agent_trajectory(
     agent_id: str,
     role: Role,
-    messages: list[BaseMessage],
+    messages: Sequence[BaseMessage],
     turn_meta: list[TurnMeta],
     tools: list[dict[str, Any]],
     *,
@@ -182,7 +183,7 @@ def build_agent_trajectory(
         reply = messages[meta["reply_index"]]
         assert isinstance(reply, AIMessage)
         md = reply.response_metadata
-        usage = reply.usage_metadata or {}
+        usage = cast(dict[str, Any], reply.usage_metadata or {})
         raw_calls = reply.additional_kwargs.get("tool_calls")
         if raw_calls is None:
             raw_calls = list(wire[meta["reply_index"]].get("tool_calls") or [])

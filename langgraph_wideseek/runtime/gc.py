@@ -29,4 +29,4 @@ def tune_gc(
     if freeze:
         gc.collect()
         gc.freeze()
-    return previous  # type: ignore[return-value]
+    return previous

@@ -102,7 +102,7 @@ def _run_to_first_yield(agen: AsyncGenerator[None, None]) -> None:
     """
     step = agen.__anext__()
     try:
-        step.send(None)  # type: ignore[attr-defined]
+        step.send(None)
     except StopIteration:
         return
     raise RuntimeError("a LoopLocal keeper awaited before its first yield")

@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
@@ -190,8 +190,23 @@ def _website(rng: random.Random, words: _Words, name: str) -> Value:
     return "https://www." + "".join(c for c in name.lower() if c.isalnum()) + ".example/"
 
 
-_DATE = dict(fact=lambda v: format_date(v), gold=lambda v: v.isoformat())  # type: ignore[union-attr]
-_TEXT = dict(fact=str, gold=str)
+class _Shown(TypedDict):
+    fact: Callable[[Value], str]
+    gold: Callable[[Value], str]
+
+
+def _iso(v: Value) -> str:
+    assert isinstance(v, dt.date)
+    return v.isoformat()
+
+
+def _long_date(v: Value) -> str:
+    assert isinstance(v, dt.date)
+    return format_date(v)
+
+
+_DATE: _Shown = {"fact": _long_date, "gold": _iso}
+_TEXT: _Shown = {"fact": str, "gold": str}
 
 
 def _unit(unit: str, thousands: bool = False) -> dict[str, Callable[[Value], str]]:
@@ -565,8 +580,8 @@ def _cell_ok(have: str, want: str, metric: str, tol: float | None) -> bool:
         h, w = _number(have), _number(want)
         return h is not None and w is not None and abs(h - w) <= abs(w) * (tol or 0.0)
     if metric == "date_near":
-        h, w = _date_of(have), _date_of(want)
-        return h is not None and w is not None and abs((h - w).days) <= 31
+        dh, dw = _date_of(have), _date_of(want)
+        return dh is not None and dw is not None and abs((dh - dw).days) <= 31
     if metric == "url_match":
         return urlsplit(have.strip()).netloc.lower() == urlsplit(want.strip()).netloc.lower() != ""
     return have.replace(" ", "").lower() == want.replace(" ", "").lower()

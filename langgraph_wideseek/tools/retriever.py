@@ -52,17 +52,19 @@ def _hit_from(item: Any) -> SearchHit | None:
         return None  # a hit the agent could not cite or open is useless to it
     # The tool layer prints the title above the snippet, so a title line inside the contents is not repeated.
     parsed_title, body = split_title(contents)
-    title = doc.get("title") if isinstance(doc.get("title"), str) and doc.get("title") else parsed_title
+    given = doc.get("title")
+    title = given if isinstance(given, str) and given else parsed_title
     return SearchHit(url=url, title=title, snippet=body, score=score)
 
 
 def _page_from(url: str, item: Any) -> Page | BaseException:
     if item is None:
         return PageNotFound("the page is not in the retrieval server's corpus")
-    if not isinstance(item, dict) or not isinstance(item.get("contents", item.get("text")), str):
+    contents = item.get("contents", item.get("text")) if isinstance(item, dict) else None
+    if not isinstance(contents, str):
         return BackendError("the retrieval server sent an unreadable page")
-    contents = item.get("contents", item.get("text"))
-    title = item.get("title") if isinstance(item.get("title"), str) else split_title(contents)[0]
+    given = item.get("title")
+    title = given if isinstance(given, str) else split_title(contents)[0]
     return Page(url=url, title=title or "", text=contents)
 
 

@@ -181,7 +181,7 @@ class RetrievalServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server  # the only way to learn the port chosen for port=0
-        if self.port == 0 and server is not None and server.sockets:
+        if self.port == 0 and isinstance(server, asyncio.Server) and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
         return self.url
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -23,7 +25,7 @@ class PageSummarizer:
 
     async def summarize(self, url: str, page_text: str, info: str) -> str:
         user = fill(self.prompts.summarizer_user, url=url, info=info, page=page_text)
-        kwargs = {"max_tokens": self.max_tokens} if self.max_tokens else {}
+        kwargs: dict[str, Any] = {"max_tokens": self.max_tokens} if self.max_tokens else {}
         try:
             reply = await self.llm.ainvoke([self._system, HumanMessage(user)], **kwargs)
         except Exception as e:  # any failure of the model is a failed summary; the caller logs it
