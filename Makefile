@@ -1,10 +1,11 @@
 # The two quickstart commands (README): `make demo` and `make test`. Both set up their own venv.
+# CI (.ci/run) runs `make lint` and `make test` on a clean clone.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test setup setup-dev bench lint clean
+.PHONY: demo test test-fast setup setup-dev bench lint clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +26,19 @@ setup-dev: $(VENV)/.dev
 demo: $(VENV)/.core
 	$(PY) examples/quickstart.py
 
-## Set up and run the whole test suite.
+## Set up and run the whole test suite, with the coverage floor of pyproject.toml (90%).
 test: $(VENV)/.dev
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --cov --cov-report=term
+
+## The suite without the tests marked slow (servers in subprocesses, the CPU training smoke): a quick loop.
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+## Lint rules, formatting and types (mypy with the pydantic plugin), as configured in pyproject.toml.
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev
 	$(PY) -m benchmarks
