@@ -151,25 +151,14 @@ def parse_completion(data: dict[str, Any]) -> AIMessage:
                 raise ValueError("arguments must be a JSON object")
             if not name:
                 raise ValueError("tool call has no name")
-        except json.JSONDecodeError as e:
-            invalid.append(
-                invalid_tool_call(
-                    name=name,
-                    args=args_text if isinstance(args_text, str) else None,
-                    id=cid,
-                    error=f"tool call arguments are not valid JSON: {e.msg} at position {e.pos}",
-                )
+        except ValueError as e:  # json.JSONDecodeError included
+            why = (
+                f"tool call arguments are not valid JSON: {e.msg} at position {e.pos}"
+                if isinstance(e, json.JSONDecodeError)
+                else f"invalid tool call: {e}"
             )
-            continue
-        except ValueError as e:
-            invalid.append(
-                invalid_tool_call(
-                    name=name,
-                    args=args_text if isinstance(args_text, str) else None,
-                    id=cid,
-                    error=f"invalid tool call: {e}",
-                )
-            )
+            raw = args_text if isinstance(args_text, str) else None
+            invalid.append(invalid_tool_call(name=name, args=raw, id=cid, error=why))
             continue
         calls.append(tool_call(name=name, args=args, id=cid))
     for err in hermes_errors:
