@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langgraph_wideseek.config import WideSeekConfig
 from langgraph_wideseek.graph.result import WideSeekResult
+from langgraph_wideseek.graph.trajectory import Status
 
 from .data import TaskLabel, parse_label
 from .endpoint import ROLLOUT_FIELD, ChatEndpoint, RolloutStats
@@ -235,7 +236,7 @@ class RolloutRunner:
         # Asked even when the lead failed (the reward module answers 0 without a judge call), so every row of
         # every rollout logs the same parts; training.rows forces the reward to 0 in that case anyway.
         total, parts = await self.reward(result, task)
-        return (total if result.status == "ok" else 0.0), parts
+        return (total if result.status == Status.OK else 0.0), parts
 
     @staticmethod
     def _extra_logs(
@@ -246,10 +247,10 @@ class RolloutRunner:
         lead = traj.lead
         logs = {
             "wideseek_reward": float(reward),
-            "lead_failed": float(result.status != "ok"),
+            "lead_failed": float(result.status != Status.OK),
             "lead_turns": float(len(lead.turns)),
             "subagents": float(len(subs)),
-            "failed_subagents": float(sum(a.status == "failed" for a in subs)),
+            "failed_subagents": float(sum(a.status == Status.FAILED for a in subs)),
             "model_calls": float(traj.num_calls()),
             "endpoint_calls": float(served.calls),
             "context_rejections": float(served.context_rejections),

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph_wideseek.errors import TrainingError
-from langgraph_wideseek.graph.trajectory import AgentTrajectory, Trajectory, TurnRecord, read_jsonl
+from langgraph_wideseek.graph.trajectory import (
+    AgentTrajectory,
+    Role,
+    Status,
+    Trajectory,
+    TurnRecord,
+    read_jsonl,
+)
 
 OnMissing = Literal["raise", "skip"]
 
@@ -30,19 +37,19 @@ class MissingTokenIds(TrainingError, ValueError):
 
 def rollout_succeeded(trajectory: Trajectory) -> bool:
     """A rollout succeeded when its lead finished (status ok)."""
-    leads = [a for a in trajectory.agents if a.role == "lead"]
+    leads = [a for a in trajectory.agents if a.role == Role.LEAD]
     if len(leads) != 1:
         raise ValueError(
             f"rollout {trajectory.rollout_id}: expected exactly one lead agent, found {len(leads)}"
         )
-    return leads[0].status == "ok"
+    return leads[0].status == Status.OK
 
 
 def kept_agents(trajectory: Trajectory) -> list[AgentTrajectory]:
     """Agents whose calls are trained on: all of them if the lead failed, else all but failed subagents."""
     if not rollout_succeeded(trajectory):
         return list(trajectory.agents)
-    return [a for a in trajectory.agents if a.role == "lead" or a.status == "ok"]
+    return [a for a in trajectory.agents if a.role == Role.LEAD or a.status == Status.OK]
 
 
 @dataclass

@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
+from datetime import datetime
 from urllib.parse import urlparse
 
 from .preprocess import parse_date
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CELL_METRICS", "date_near", "exact_match", "in_match", "number_near", "url_match"]
 
@@ -46,10 +50,11 @@ def number_near(response: str, target: str, criterion: object = 0.0) -> float:
     return 1.0 if abs(r - t) <= abs(t) * tol else 0.0
 
 
-def _date_or_none(text: str):
+def _date_or_none(text: str) -> datetime | None:
     try:
         return parse_date(text)
-    except Exception:  # noqa: BLE001 - the original swallowed any dateparser failure here
+    except Exception as e:  # noqa: BLE001 - the original swallowed any dateparser failure here
+        log.debug("date_near: dateparser failed on %r: %s: %s", text, type(e).__name__, e)
         return None
 
 

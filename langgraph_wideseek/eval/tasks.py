@@ -7,6 +7,7 @@ as the official scorer saw it (:mod:`.table`), plus the per-column pipeline; a Q
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ __all__ = [
     "load_tasks",
     "training_pipeline",
 ]
+
+log = logging.getLogger(__name__)
 
 HUB_DATASET = "ByteDance-Seed/WideSearch"
 _METRICS = set(CELL_METRICS) | {"llm_judge"}
@@ -171,6 +174,7 @@ def _prepare_gold(task: Task) -> PreparedGold:
         for col, spec in task.eval_pipeline.items():
             cells[col] = preprocess_column(cells[col], spec.preprocess)
     except Exception as e:  # noqa: BLE001 - e.g. dateparser failing on a gold cell: every trial of it scores 0
+        log.warning("task %s: preprocessing the gold table failed: %r", task.instance_id, e)
         return PreparedGold(raw, raw, len(rows), {}, error=f"preprocessing the gold table failed: {e!r}")
     index: dict[tuple[str, ...], list[int]] = {}
     for i, key in enumerate(zip(*(cells[k] for k in keys))):
