@@ -8,6 +8,7 @@ excerpts, lives in docs/benchmarks/notes.md and is included as written.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -481,6 +482,29 @@ def goals_section(g: dict[str, Any]) -> str:
     return _table(["goal", "measured", "target", "status"], rows) + "\n"
 
 
+def note_figures(results: dict[str, Any]) -> dict[str, str]:
+    """Figures the hand-written notes quote, computed from the results so the prose cannot drift from them.
+    The notes name them as ``{{name}}``."""
+    figures: dict[str, str] = {}
+    r = (results.get("overhead") or {}).get("results") or {}
+    if "chatvllm" in r and "raw_aiohttp" in r:
+        extra = r["chatvllm"]["cpu_ms_per_call"] - r["raw_aiohttp"]["cpu_ms_per_call"]
+        figures["chatvllm_over_raw_ms"] = f"{extra:.2f}"
+    return figures
+
+
+def fill_notes(text: str, results: dict[str, Any]) -> str:
+    figures = note_figures(results)
+
+    def figure(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in figures:
+            raise KeyError(f"docs/benchmarks/notes.md quotes {{{{{name}}}}}, which the results do not give")
+        return figures[name]
+
+    return re.sub(r"\{\{(\w+)\}\}", figure, text)
+
+
 def render() -> Path:
     results = {
         n: _load(n) for n in ("width", "overhead", "scale", "search", "prefix", "scoring", "search_choice")
@@ -502,7 +526,7 @@ def render() -> Path:
         if machine
         else "n/a"
     )
-    notes = NOTES.read_text() if NOTES.is_file() else "_No notes yet._\n"
+    notes = fill_notes(NOTES.read_text(), results) if NOTES.is_file() else "_No notes yet._\n"
     doc = f"""# Benchmarks
 
 Reproduce every table and plot on this page with one command (about 20 minutes on a 2-core machine; the first
