@@ -322,7 +322,7 @@ class WideSeekGraph:
     def _sub_route(self, state: SubagentState) -> str:
         return "turn" if state.get("status") == Status.RUNNING else END
 
-    async def _sub_turn(self, state: SubagentState) -> dict[str, Any]:
+    async def _sub_turn(self, state: SubagentState) -> SubagentState:
         """One subagent turn as one graph step: the model call, then its tool call, or (when the agent is
         done) its report. A LangGraph superstep costs the client about as much CPU as the model call itself
         (see docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
@@ -331,8 +331,7 @@ class WideSeekGraph:
         more = (
             await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
         )
-        merged = apply_update(SubagentState, update, more)
-        return cast(dict[str, Any], merged)
+        return apply_update(SubagentState, update, more)
 
     async def _run_tool(self, call: dict[str, Any]) -> tuple[str, list[str], bool]:
         """(tool message text, backend errors, is_error) for one subagent tool call."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from enum import Enum, StrEnum
 from functools import cache
 from pathlib import Path
@@ -223,14 +224,61 @@ def _is_model(tp: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
+@dataclass(frozen=True)
+class _ListOf:
+    """A list whose first element's exact type is one of ``kinds`` (or ``None`` when ``nullable``)."""
+
+    kinds: frozenset[type]
+    nullable: bool = False
+
+    def __call__(self, v: Any) -> bool:
+        if v is None:
+            return self.nullable
+        return type(v) is list and (not v or type(v[0]) in self.kinds)
+
+
+_Spec = frozenset[type] | _ListOf | _Check | None
+
+
 @cache
 def _model_check(model: type[BaseModel]) -> _Check:
-    fields = [(name, _check(f.annotation), f.is_required()) for name, f in model.model_fields.items()]
+    # Fields checked by exact types (scalars, and lists by their first element) are tested inline, the others
+    # through their closure: this runs for every turn record of every run, so it avoids a Python call per
+    # field where it can.
+    typed: list[tuple[str, frozenset[type], bool]] = []
+    lists: list[tuple[str, _ListOf, bool]] = []
+    called: list[tuple[str, _Check, bool]] = []
+    for name, f in model.model_fields.items():
+        spec, required = _spec(f.annotation), f.is_required()
+        if isinstance(spec, frozenset):
+            typed.append((name, spec, required))
+        elif isinstance(spec, _ListOf):
+            lists.append((name, spec, required))
+        elif spec is not None:
+            called.append((name, spec, required))
+        elif required:
+            typed.append((name, frozenset(), True))  # Any: only its presence is checked
 
     def check(v: Any) -> bool:
-        if not isinstance(v, dict):
+        if type(v) is not dict:
             return False
-        for name, ok, required in fields:
+        for name, kinds, required in typed:
+            if name in v:
+                if kinds and type(v[name]) not in kinds:
+                    return False
+            elif required:
+                return False
+        for name, of, required in lists:
+            if name in v:
+                x = v[name]
+                if x is None:
+                    if not of.nullable:
+                        return False
+                elif type(x) is not list or (x and type(x[0]) not in of.kinds):
+                    return False
+            elif required:
+                return False
+        for name, ok, required in called:
             if name in v:
                 if not ok(v[name]):
                     return False
@@ -241,40 +289,61 @@ def _model_check(model: type[BaseModel]) -> _Check:
     return check
 
 
-def _check(tp: Any) -> _Check:  # one branch per kind of annotation
+_SCALARS: dict[Any, frozenset[type]] = {
+    type(None): frozenset({type(None)}),
+    str: frozenset({str}),
+    int: frozenset({int}),
+    bool: frozenset({bool}),
+    float: frozenset({float, int}),
+}
+
+
+def _spec(tp: Any) -> _Spec:  # one branch per kind of annotation
+    """How a plain value is checked against ``tp``: exact types, a list check, a closure, or None (any)."""
     origin, args = get_origin(tp), get_args(tp)
     if tp is Any:
-        return lambda v: True
-    if tp is type(None):
-        return lambda v: v is None
+        return None
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    if origin is dict:
+        return frozenset({dict})
     if origin in (Union, types.UnionType):
-        alternatives = [_check(a) for a in args]
+        specs = [_spec(a) for a in args]
+        if any(sp is None for sp in specs):
+            return None
+        if all(isinstance(sp, frozenset) for sp in specs):
+            return frozenset().union(*specs)  # type: ignore[arg-type]
+        rest = [sp for a, sp in zip(args, specs) if a is not type(None)]
+        if len(rest) == 1 and isinstance(rest[0], _ListOf) and len(args) == 2:
+            return _ListOf(rest[0].kinds, nullable=True)
+        alternatives = [_as_check(sp) for sp in specs]
         return lambda v: any(ok(v) for ok in alternatives)
-    if origin is Literal:
-        allowed = frozenset(args)
+    if origin is Literal or (isinstance(tp, type) and issubclass(tp, Enum)):
+        allowed = frozenset(args) if origin is Literal else frozenset(m.value for m in tp)
         return lambda v: isinstance(v, (str, int)) and v in allowed
-    if tp is str:
-        return lambda v: isinstance(v, str)
-    if tp is bool:
-        return lambda v: type(v) is bool
-    if tp is int:
-        return lambda v: type(v) is int
-    if tp is float:
-        return lambda v: type(v) is float or type(v) is int
     if origin is list:
         if _is_model(args[0]):
             each = _model_check(args[0])
-            return lambda v: type(v) is list and all(each(x) for x in v)
-        first = _check(args[0])
+            return lambda v: type(v) is list and all(map(each, v))
+        item = _spec(args[0])
+        if item is None:
+            return frozenset({list})
+        if isinstance(item, frozenset):
+            return _ListOf(item)
+        first = _as_check(item)
         return lambda v: type(v) is list and (not v or first(v[0]))
-    if origin is dict:
-        return lambda v: isinstance(v, dict)
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        values = frozenset(m.value for m in tp)
-        return lambda v: isinstance(v, (str, int)) and v in values
     if _is_model(tp):
         return _model_check(tp)
-    raise TypeError(f"no plain-data check for the annotation {tp!r}")  # a new field type: teach _check
+    raise TypeError(f"no plain-data check for the annotation {tp!r}")  # a new field type: teach _spec
+
+
+def _as_check(spec: _Spec) -> _Check:
+    if spec is None:
+        return lambda v: True
+    if isinstance(spec, frozenset):
+        kinds = spec
+        return lambda v: type(v) in kinds
+    return spec
 
 
 def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory], *, append: bool = True) -> None:

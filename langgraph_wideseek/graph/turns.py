@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -130,8 +130,10 @@ async def call_model(
     if not isinstance(reply, AIMessage):
         return TurnOutcome(ReplyKind.FAILED, error=f"model returned {type(reply).__name__}, not an AIMessage")
 
-    usage = cast(dict[str, Any], reply.usage_metadata or {})
-    used = int(usage.get("total_tokens") or 0) or (context_tokens - budget + estimate_tokens([reply]))
+    usage = reply.usage_metadata
+    used = (int(usage.get("total_tokens") or 0) if usage else 0) or (
+        context_tokens - budget + estimate_tokens([reply])
+    )
     has_calls = bool(reply.tool_calls or reply.invalid_tool_calls)
     finish = reply.response_metadata.get("finish_reason")
     if finish == "length" and not reply.tool_calls:
@@ -183,7 +185,7 @@ def build_agent_trajectory(
         reply = messages[meta["reply_index"]]
         assert isinstance(reply, AIMessage)
         md = reply.response_metadata
-        usage = cast(dict[str, Any], reply.usage_metadata or {})
+        usage = reply.usage_metadata
         raw_calls = reply.additional_kwargs.get("tool_calls")
         if raw_calls is None:
             raw_calls = list(wire[meta["reply_index"]].get("tool_calls") or [])
@@ -205,8 +207,8 @@ def build_agent_trajectory(
                     "logprobs": md.get("logprobs"),
                     "finish_reason": md.get("finish_reason"),
                     "usage": {
-                        "prompt_tokens": int(usage.get("input_tokens", 0)),
-                        "completion_tokens": int(usage.get("output_tokens", 0)),
+                        "prompt_tokens": int(usage.get("input_tokens", 0)) if usage else 0,
+                        "completion_tokens": int(usage.get("output_tokens", 0)) if usage else 0,
                     },
                 },
             )
