@@ -34,7 +34,7 @@ class LoopConfig(BaseModel):
     tokenizer_rollouts: int = 60
     preset: str = "small"
     max_len: int = Field(4096, description="One agent's context: prompt + generation (--data.max_len).")
-    max_new_tokens: int = Field(768, description="Tokens one generation call may produce (--rollout.max_new_tokens).")
+    max_new_tokens: int = Field(512, description="Tokens one generation call may produce (--rollout.max_new_tokens).")
     max_lead_turns: int = 5
     max_subagent_turns: int = 8
 
