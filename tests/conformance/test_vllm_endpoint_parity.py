@@ -107,9 +107,8 @@ HISTORY = USER + [
 
 
 async def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url + "/chat/completions", json=body) as r:
-            return r.status, await r.json()
+    async with aiohttp.ClientSession() as s, s.post(url + "/chat/completions", json=body) as r:
+        return r.status, await r.json()
 
 
 def normalized(body: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +207,7 @@ async def test_max_tokens_past_the_room_left_is_the_same_400_in_strict_mode(serv
 async def test_default_mode_clamps_max_tokens_where_vllm_refuses(served, tok):
     """The endpoint's one deliberate difference (documented): without strict_max_tokens a max_tokens past the
     room left is a cap, not an error, so a graph's estimated budget never fails a training rollout."""
-    (sv, bv), (se, be), _ = await both(served, tok, model_text("x", reasoning="r"), {"max_tokens": MAX_MODEL_LEN},
+    (sv, _), (se, be), _ = await both(served, tok, model_text("x", reasoning="r"), {"max_tokens": MAX_MODEL_LEN},
                                        strict=False)
     assert sv == 400 and se == 200 and be["choices"][0]["finish_reason"] == "stop"
 

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from unittest import mock
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
@@ -39,19 +39,19 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
-import numpy as np  # noqa: E402
-import uvicorn  # noqa: E402
-import vllm  # noqa: E402
-from vllm.entrypoints.launchers.api_server.app_state import init_app_state  # noqa: E402
-from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client  # noqa: E402
-from vllm.entrypoints.launchers.app import build_app  # noqa: E402
-from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args  # noqa: E402
-from vllm.utils.argparse_utils import FlexibleArgumentParser  # noqa: E402
-from vllm.v1.engine import EngineCoreOutput, EngineCoreOutputs, EngineCoreRequest, FinishReason  # noqa: E402
-from vllm.v1.engine.core_client import EngineCoreClient  # noqa: E402
-from vllm.v1.outputs import LogprobsLists  # noqa: E402
+import numpy as np
+import uvicorn
+import vllm
+from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
+from vllm.entrypoints.launchers.app import build_app
+from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+from vllm.v1.engine import EngineCoreOutput, EngineCoreOutputs, EngineCoreRequest, FinishReason
+from vllm.v1.engine.core_client import EngineCoreClient
+from vllm.v1.outputs import LogprobsLists
 
-from training.engine import read_generation  # noqa: E402
+from training.engine import read_generation
 
 VLLM_VERSION = vllm.__version__
 ASSETS = Path(__file__).resolve().parents[1] / "training" / "assets" / "tiny-qwen3"
@@ -142,7 +142,7 @@ class ScriptedCore:
         for t in list(self._tasks):
             t.cancel()
 
-    class resources:  # noqa: N801  (AsyncLLM reads engine_core.resources.engine_dead)
+    class resources:  # AsyncLLM reads engine_core.resources.engine_dead
         engine_dead = False
 
     # --- the scripted "model" ------------------------------------------------------------------------------
@@ -250,10 +250,10 @@ class VLLMServer:
         if self._thread is not None:
             self._thread.join(30)
 
-    def __enter__(self) -> VLLMServer:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _thread_main(self) -> None:
