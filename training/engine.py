@@ -178,6 +178,7 @@ class Generation:
     logprobs: list[float] | None
     finish_reason: str
     text: str | None = None
+    stop_reason: int | str | None = None  # the stop string or stop token id that ended it (vLLM's field)
 
 
 def read_generation(request_output: Any) -> Generation:
@@ -206,5 +207,9 @@ def read_generation(request_output: Any) -> Generation:
             logprobs = None
     finish = getattr(out, "finish_reason", None) or "stop"
     return Generation(
-        token_ids=token_ids, logprobs=logprobs, finish_reason=str(finish), text=getattr(out, "text", None)
+        token_ids=token_ids,
+        logprobs=logprobs,
+        finish_reason=str(finish),
+        text=getattr(out, "text", None),
+        stop_reason=getattr(out, "stop_reason", None),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,6 +55,19 @@ log = logging.getLogger(__name__)
 # vLLM extras an OpenAI-compatible server that is not vLLM may reject (then they are dropped and the call
 # repeated)
 _OPTIONAL_EXTRAS = ("return_token_ids", "logprobs")
+# vLLM's 400s for a max_tokens the context cannot hold (the prompt itself may fit):
+# "... However, you requested 900 output tokens and your prompt contains ..." and
+# "max_tokens=9000 cannot be greater than max_model_len=...".
+_OUTPUT_REQUESTED = re.compile(r"you requested (\d+) output tokens")
+_OUTPUT_ABOVE_CONTEXT = "cannot be greater than max_model_len"
+# vLLM's 400 when a prompt without max_tokens fills the context exactly (no room for one token).
+_NO_ROOM = "max_tokens must be at least 1, got 0"
+_SIZE_KEYS = ("max_tokens", "max_completion_tokens")
+
+
+def _asks_too_much_output(detail: str) -> bool:
+    m = _OUTPUT_REQUESTED.search(detail)
+    return (m is not None and int(m.group(1)) > 0) or _OUTPUT_ABOVE_CONTEXT in detail
 
 
 # One shared int object per token id (a list grown to the largest id seen). A vLLM response carries the
@@ -216,6 +230,11 @@ class ChatVLLM(BaseChatModel):
     return_token_ids: bool = True
     logprobs: bool = True
     keep_reasoning: bool = True
+    # vLLM refuses prompt + max_tokens > max_model_len. With this on, such a request is sent again once
+    # without max_tokens, and vLLM generates into the room that is really left (never more than was asked):
+    # what the in-actor training endpoint does, so a graph whose token budget is an estimate behaves the same
+    # in both.
+    clamp_max_tokens: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
     _transport: OpenAITransport | None = PrivateAttr(default=None)
@@ -307,11 +326,32 @@ class ChatVLLM(BaseChatModel):
             await self._transport.aclose()
 
     async def apost(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST one chat-completions payload with retries; returns the response body."""
+        """POST one chat-completions payload with retries; returns the response body.
+
+        vLLM's 400s are read here, where the payload is known: a ``max_tokens`` the context cannot hold is
+        asked again once without it (``clamp_max_tokens``), no room left at all is a context overflow, and a
+        vLLM extra another OpenAI-compatible server rejects is dropped for good."""
         while True:
             try:
                 return await self.transport().post("/chat/completions", payload)
             except ModelRequestError as e:
+                sized = [k for k in _SIZE_KEYS if payload.get(k) is not None]
+                if e.status == 400 and sized and self.clamp_max_tokens and _asks_too_much_output(e.detail):
+                    log.info(
+                        "server refused %s=%s for the context left (%s); asking for the room left instead",
+                        sized[0],
+                        payload[sized[0]],
+                        e.detail[:200],
+                    )
+                    payload = {k: v for k, v in payload.items() if k not in sized}
+                    continue
+                if (
+                    e.status == 400
+                    and not sized
+                    and _NO_ROOM in e.detail
+                    and not isinstance(e, ContextOverflowError)
+                ):
+                    raise ContextOverflowError(f"context overflow: {e.detail}", 400, detail=e.detail) from e
                 opt = self._rejected_extra(e, payload)
                 if opt is None:
                     raise
