@@ -30,6 +30,7 @@ so existing ``except ValueError`` code keeps working::
         ├── RecordError (ValueError)         a dataset record cannot be converted (training.data)
         ├── MissingTokenIds (ValueError)     a trajectory lacks the ids a training row needs (training.rows)
         ├── EndpointError                    the in-actor endpoint's HTTP error answers (training.endpoint)
+        ├── RequestError (ValueError)        a request the HF engine cannot serve (training.hf_engine)
         ├── RefreshError (RuntimeError)      weight refresh of an external server failed (training.refresh)
         │   └── DevModeRequired                the server lacks vLLM's dev-mode endpoints
         └── WideSeekExtensionError (RuntimeError)   the OpenRLHF extension (training.openrlhf_ext.errors)

@@ -54,6 +54,8 @@ from typing import Any
 
 import torch
 
+from langgraph_wideseek.errors import TrainingError
+
 from .engine import CompletionOutput, Logprob, RequestOutput, sampling_fields
 
 log = logging.getLogger("training.hf_engine")
@@ -61,7 +63,7 @@ log = logging.getLogger("training.hf_engine")
 __all__ = ["EngineStats", "HFEngine", "RequestError"]
 
 
-class RequestError(ValueError):
+class RequestError(TrainingError, ValueError):
     """A request the engine cannot serve (raised for that request only)."""
 
 

@@ -108,6 +108,7 @@ def _package_exceptions() -> list[type[BaseException]]:
         "training.rows",
         "training.endpoint",
         "training.refresh",
+        "training.hf_engine",
         "training.openrlhf_ext.errors",
     ]
     for name in names:
