@@ -43,14 +43,11 @@ class ScoredReward:
     """The executor's reward function: the official WideSeek-R1 reward, with the trial's row F1 and success
     kept as extra parts so every row logs them (``extra_logs["reward_row_f1"]`` and so on)."""
 
-    def __init__(self, executor_reward: Any) -> None:
-        self._tasks = executor_reward  # training.reward.RolloutReward: builds scorer tasks from labels
-
     async def __call__(self, result: Any, label: TaskLabel) -> tuple[float, dict[str, float]]:
         from langgraph_wideseek.eval import ExactJudge
-        from langgraph_wideseek.eval.reward import compute_reward
+        from langgraph_wideseek.eval.reward import compute_reward, task_from_label
 
-        task = self._tasks._task(label, result.question)
+        task = task_from_label(label)  # cached per label: a group's rollouts share one scorer task
         out = await compute_reward(result, task, judge=ExactJudge(), mode="benchmark")
         trial = out.trial
         parts = {
@@ -69,7 +66,7 @@ def make_executor(graph: dict[str, Any]) -> AgentExecutor:
         graph=graph, reward=RewardSettings(mode="benchmark", judge="exact"), on_rollout_error="raise"
     )
     executor = AgentExecutor(settings)
-    executor.runner.reward.function = ScoredReward(executor.runner.reward)
+    executor.runner.reward.function = ScoredReward()
     return executor
 
 
