@@ -18,3 +18,10 @@ class WideSeekActorPPOTrainer(ActorPPOTrainer):
         if self.args.train.dynamic_batch_enable:
             mark_accumulation_boundary(self.actor, self.replay_buffer.dynamic_optimizer_step[step])
         return super().training_step(experience, kl_ctl, step, loss_batch_info)
+
+
+# When this module is what first imported ppo_actor (a Ray worker unpickling a reference to this class), the
+# import hook had to wait for the class above to exist; rebind ppo_actor.ActorPPOTrainer now.
+from .install import run_deferred  # noqa: E402
+
+run_deferred()
