@@ -178,10 +178,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follows(shim, model_dir, cuda_on_cpu):
+async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follows(shim, model_dir, cuda_on_cpu,
+                                                                                   tmp_path, monkeypatch):
     """OpenRLHF's trainer side (stateless_init_process_group + broadcast, as ActorPPOTrainer does for non-colocated
-    engines) against the engine's WorkerWrap.init_process_group / update_weight, over the shim's communicator."""
+    engines) against the engine's WorkerWrap.init_process_group / update_weight, over the shim's communicator; the
+    probes both sides save after the sync pass the launch check."""
     from openrlhf.utils.distributed_util import stateless_init_process_group
+
+    monkeypatch.setenv("WIDESEEK_DEBUG_DIR", str(tmp_path / "debug"))
 
     from training.engine import read_generation
     from training.hf_engine import HFEngine
@@ -220,6 +224,26 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         finally:
             plain.close()
         assert got.token_ids == want.token_ids
+        # the trainer's probe (what ActorPPOTrainer.broadcast_to_vllm adds under WIDESEEK_DEBUG_DIR) vs the engine's
+        from types import SimpleNamespace as NS
+
+        from training.openrlhf_ext import debug
+
+        sys.path.append(str(Path(__file__).resolve().parent))
+        import check_launch
+
+        class DSEngine:   # what trainer.actor.model is: a DeepSpeed engine around the HF model
+            module = new
+
+            def __call__(self, **kw):
+                return new(**kw)
+
+        debug.save_trainer_probe(NS(actor=NS(model=DSEngine()), strategy=NS(args=NS(ds=NS(zero_stage=0)))))
+        probes = check_launch.check_probes(tmp_path / "debug")
+        assert probes["ok"], probes
+        (sync,) = probes["syncs"]
+        (eng,) = sync["per_engine"]
+        assert eng["digest_equal"] and eng["logprob_max_abs_diff"] < 1e-5 and eng["argmax_agreement"] == 1.0
     finally:
         actor.llm.shutdown()
 

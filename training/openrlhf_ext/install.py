@@ -76,6 +76,7 @@ def _patch_ppo_actor(module: ModuleType) -> None:
 
     require_signature(NaiveReplayBuffer, "setup_dynamic_batch", ["strategy"])
     require_signature(module.ActorPPOTrainer, "training_step", ["experience", "kl_ctl", "step", "loss_batch_info"])
+    require_signature(module.ActorPPOTrainer, "broadcast_to_vllm", [])
     _rebind(module, "NaiveReplayBuffer", NaiveReplayBuffer, WideSeekReplayBuffer)
     stock_trainer = WideSeekActorPPOTrainer.__mro__[1]
     _rebind(module, "ActorPPOTrainer", stock_trainer, WideSeekActorPPOTrainer)
