@@ -25,7 +25,9 @@ from typing import Any
 GRPO_EPS = 1e-6
 CLIP = (-10.0, 10.0)   # OpenRLHF's --reward.clip_range default, applied to the per-rollout advantage
 ADV_TOL = 1e-4          # relative (float32 arithmetic on both sides, different order)
-LOGPROB_TOL = 0.05      # bf16 forwards by two attention implementations (flash stand-in vs SDPA)
+SAME_ATTN_TOL = 1e-2    # engine forward with the trainer's attention implementation vs the trainer's forward
+SERVING_MAX_TOL = 0.5   # the engine's own (SDPA) forward vs the trainer's flash-attention forward, both bf16:
+SERVING_MEAN_TOL = 0.02  # logits near 10 have a bf16 step of 0.06, so the max over a vocabulary is loose
 
 STEP_RE = re.compile(r"Global step (\d+):")
 
@@ -38,10 +40,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def versions() -> dict[str, Any]:
     out: dict[str, Any] = {"python": sys.version.split()[0]}
-    for name in ("ray", "openrlhf", "deepspeed", "torch", "transformers", "vllm", "flash_attn"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in ("ray", "openrlhf", "deepspeed", "torch", "transformers", "vllm", "flash_attn", "datasets"):
         try:
             mod = __import__(name)
-            out[name] = getattr(mod, "__version__", "?")
+            out[name] = getattr(mod, "__version__", None)
+            if out[name] is None:
+                try:
+                    out[name] = version(name)
+                except PackageNotFoundError:
+                    out[name] = "?"
             if getattr(mod, "IS_SHIM", False):
                 out[name] += f" (shim: {Path(mod.__file__).parent})"
         except Exception as e:  # noqa: BLE001
@@ -215,15 +224,23 @@ def check_probes(debug: Path) -> dict[str, Any]:
             d = (e["logprobs"] - t["logprobs"]).abs()
             same_ids = torch.equal(e["input_ids"], t["input_ids"])
             argmax = (e["logprobs"].argmax(-1) == t["logprobs"].argmax(-1)).float().mean().item()
-            per_engine.append({"file": p.name, "digest_equal": e["digest"] == t["digest"], "same_probe": same_ids,
-                               "logprob_max_abs_diff": d.max().item(), "logprob_mean_abs_diff": d.mean().item(),
-                               "argmax_agreement": argmax, "engine_attn": e.get("attn_implementation"),
-                               "trainer_attn": t.get("attn_implementation"), "engine_calls": e.get("calls")})
+            same = e.get("logprobs_trainer_attention")
+            same_d = (same - t["logprobs"]).abs().max().item() if same is not None else None
+            info = {"file": p.name, "digest_equal": e["digest"] == t["digest"], "same_probe": same_ids,
+                    "logprob_max_abs_diff": d.max().item(), "logprob_mean_abs_diff": d.mean().item(),
+                    "argmax_agreement": argmax, "engine_attn": e.get("attn_implementation"),
+                    "trainer_attn": t.get("attn_implementation"),
+                    "logprob_max_abs_diff_same_attention": same_d,
+                    "same_attention_error": e.get("trainer_attention_error"), "engine_calls": e.get("calls")}
+            serving_ok = info["logprob_max_abs_diff"] <= SERVING_MAX_TOL and \
+                info["logprob_mean_abs_diff"] <= SERVING_MEAN_TOL
+            info["ok"] = bool(info["digest_equal"] and same_ids and serving_ok
+                              and (same_d is None or same_d <= SAME_ATTN_TOL))
+            per_engine.append(info)
         entry["per_engine"] = per_engine
         entry["weights_changed_since_previous_sync"] = None if prev_digest is None else prev_digest != t["digest"]
         prev_digest = t["digest"]
-        entry["ok"] = all(x["digest_equal"] and x["same_probe"] and x["logprob_max_abs_diff"] <= LOGPROB_TOL
-                          for x in per_engine)
+        entry["ok"] = all(x["ok"] for x in per_engine)
         ok &= entry["ok"]
         out["syncs"].append(entry)
     out["ok"] = ok

@@ -186,6 +186,7 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
     from openrlhf.utils.distributed_util import stateless_init_process_group
 
     monkeypatch.setenv("WIDESEEK_DEBUG_DIR", str(tmp_path / "debug"))
+    monkeypatch.setenv("WIDESEEK_PROBE_TRAINER_ATTN", "eager")   # on the GPU: flash_attention_2 (the trainer's)
 
     from training.engine import read_generation
     from training.hf_engine import HFEngine
@@ -244,6 +245,7 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         (sync,) = probes["syncs"]
         (eng,) = sync["per_engine"]
         assert eng["digest_equal"] and eng["logprob_max_abs_diff"] < 1e-5 and eng["argmax_agreement"] == 1.0
+        assert eng["same_attention_error"] is None and eng["logprob_max_abs_diff_same_attention"] < 1e-4
     finally:
         actor.llm.shutdown()
 
