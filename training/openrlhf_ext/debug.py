@@ -222,11 +222,26 @@ def _save_engine_probe(engine: Any, sync: int) -> None:
     model = engine.hf.model
     digest = weights_digest(sorted(model.named_parameters(), key=lambda kv: kv[0]))
     ids = probe_input_ids(model.config.vocab_size).to(engine.device)
+    serving = getattr(model.config, "_attn_implementation", None)
+    trainer_attn = os.environ.get("WIDESEEK_PROBE_TRAINER_ATTN", "flash_attention_2")
+    matched, matched_error = None, None
     with engine.hf.paused(), torch.no_grad():
         logits = model(input_ids=ids).logits.float()
+        if trainer_attn and trainer_attn != serving:
+            # the same forward with the trainer's attention implementation: with equal weights it must give the
+            # trainer's logits up to summation order, without the bf16 gap between two attention kernels
+            try:
+                model.config._attn_implementation = trainer_attn
+                matched = torch.log_softmax(model(input_ids=ids).logits.float(), -1).cpu()
+            except Exception as e:  # noqa: BLE001 - recorded; the serving-attention comparison still stands
+                matched_error = f"{type(e).__name__}: {e}"
+            finally:
+                model.config._attn_implementation = serving
     torch.save({"sync": sync, "side": "engine", "digest": digest, "pid": os.getpid(),
                 "logprobs": torch.log_softmax(logits, -1).cpu(), "input_ids": ids.cpu(),
-                "attn_implementation": getattr(model.config, "_attn_implementation", None),
+                "logprobs_trainer_attention": matched, "trainer_attention": trainer_attn,
+                "trainer_attention_error": matched_error,
+                "attn_implementation": serving,
                 "dtype": str(next(model.parameters()).dtype), "device": str(engine.device),
                 "calls": dict(engine.calls)},
                folder() / f"probe_engine-{os.getpid()}_sync{sync}.pt")
