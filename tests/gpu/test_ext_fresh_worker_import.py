@@ -45,3 +45,14 @@ def test_a_worker_that_unpickles_the_subclass_first_gets_a_patched_ppo_actor():
                "assert ppo_actor.ActorPPOTrainer is cls and cls.__name__ == 'WideSeekActorPPOTrainer'\n"
                "assert ppo_actor.NaiveReplayBuffer is WideSeekReplayBuffer and install.is_applied(install.PPO_ACTOR)\n"
                "print('ok')") == "ok"
+
+
+def test_the_setup_hook_makes_the_extensions_info_lines_reach_the_worker_log():
+    """A Ray worker's root logger has no handler: the extension's INFO summaries ("WideSeek advantages: ...")
+    were silently dropped. The setup hook now sends them to stdout, which Ray forwards to the driver's log."""
+    out = subprocess.run([sys.executable, "-c", "import logging; from training.openrlhf_ext.install import "
+                          "ray_worker_setup; ray_worker_setup(); logging.getLogger("
+                          "'training.openrlhf_ext.experience').info('WideSeek advantages: 3 rows')"],
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "WideSeek advantages: 3 rows" in out.stdout

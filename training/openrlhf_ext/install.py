@@ -188,6 +188,22 @@ def is_applied(module_name: str | None = None) -> bool:
         return _finder is not None and all(t in _finder.targets for t in TARGETS)
 
 
+def _log_to_stdout() -> None:
+    """Make the extension's INFO lines visible in Ray workers, as OpenRLHF does for its own logger.
+
+    A Ray worker has no handler on the root logger, so INFO records (``WideSeek OpenRLHF extension active in
+    ...``, the per-step ``WideSeek advantages: ...`` summary) were dropped; Ray forwards a worker's stdout to the
+    driver's log."""
+    ours = logging.getLogger(__package__)
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(asctime)s %(name)s] %(message)s", "%H:%M:%S"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+
+
 def ray_worker_setup() -> None:
     """Ray ``worker_process_setup_hook``: runs once in every worker process of the job."""
+    _log_to_stdout()
     apply()
