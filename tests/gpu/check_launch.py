@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     log = args.log.read_text(errors="replace") if args.log.is_file() else ""
     steps = steps_from_log(log)
     ck = checkpoints(args.run)
+    saved_steps = sorted(int(m.group(1)) for d in ck["deepspeed"] if (m := re.match(r"global_step(\d+)$", d)))
     command_log = args.run / "command.log"
     command = [ln for ln in command_log.read_text().splitlines() if ln and not ln.startswith("#")][-1:] \
         if command_log.is_file() else []
@@ -319,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         "knobs": dict(kv.split("=", 1) for kv in args.env if "=" in kv),
         "launch_exit_code": args.exit_code,
         "launch_wall_seconds": args.wall,
-        "steps_completed": max(steps, default=0),
+        "steps_completed": max(steps + saved_steps, default=0),
         "steps_logged": steps,
+        "steps_checkpointed": saved_steps,
         "checkpoints": ck,
         "real_vs_shimmed": REAL_VS_SHIMMED,
         "packing": "on: OpenRLHF forces --ds.packing_samples with --train.dynamic_batch_enable (required by the "
