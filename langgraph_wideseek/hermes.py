@@ -8,6 +8,7 @@ endpoint, so every path turns raw model text into the same OpenAI-shaped tool ca
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -115,3 +116,70 @@ def _parse_block(raw: str) -> tuple[dict[str, Any] | None, str]:
 def render_hermes(name: str, arguments: dict[str, Any]) -> str:
     """The text form of one tool call, as Qwen3's chat template writes it."""
     return "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False) + "\n</tool_call>"
+
+
+# --- vLLM's server-side parsing, reproduced ------------------------------------------------------------------
+# What vLLM 0.29 answers for `--reasoning-parser qwen3 --tool-call-parser hermes --enable-auto-tool-choice`
+# (non-streaming). The in-actor training endpoint uses these so a graph sees, in training, the same messages as
+# from a vLLM server; tests/conformance/ holds them to vLLM's own code. Unlike ``split_reasoning`` and
+# ``parse_hermes`` above (the client's lenient fallback for servers without parsers), nothing is stripped and a
+# malformed block leaves the whole text as content, as vLLM does.
+
+_QWEN3_TAGS = re.compile(r"(<think>|</think>|<tool_call>)")
+_HERMES_BLOCKS = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.DOTALL)
+
+
+def split_reasoning_vllm(text: str, *, thinking: bool = True) -> tuple[str | None, str | None]:
+    """(reasoning, content) as vLLM's ``qwen3`` reasoning parser splits generated text.
+
+    With thinking on (the default; ``chat_template_kwargs={"enable_thinking": False}`` turns it off) the text
+    *starts* as reasoning: a leading ``<think>`` is dropped, ``</think>`` ends the reasoning (later ones are
+    dropped from the content), and a ``<tool_call>`` inside the reasoning ends it too (the call stays in the
+    content). Text without ``</think>`` is all reasoning. Both parts are verbatim; an empty part is ``None``.
+    """
+    if not thinking:
+        return None, text
+    reasoning: list[str] = []
+    content: list[str] = []
+    in_reasoning = True
+    for part in _QWEN3_TAGS.split(text):
+        if part == "</think>":
+            in_reasoning = False
+            continue
+        if in_reasoning:
+            if part == "<think>":
+                continue
+            if part == "<tool_call>":
+                in_reasoning = False
+        (reasoning if in_reasoning else content).append(part)
+    return "".join(reasoning) or None, "".join(content) or None
+
+
+def vllm_call_id() -> str:
+    """A tool-call id in vLLM's form."""
+    return "chatcmpl-tool-" + uuid.uuid4().hex[:16]
+
+
+def parse_hermes_vllm(content: str) -> tuple[str | None, list[dict[str, Any]]] | None:
+    """vLLM's ``hermes`` tool parser: ``(content, tool_calls)``, or ``None`` when the text calls no tool.
+
+    Every ``<tool_call>`` block (the last one may be unterminated) must be JSON with a string ``name`` and an
+    ``arguments`` key, else none is taken (``None``: the whole text stays content). ``arguments`` is passed on
+    re-encoded whatever its JSON type. The content is the text before the first block (``None`` when blank);
+    text after the blocks is dropped.
+    """
+    if "<tool_call>" not in content:
+        return None
+    calls = []
+    try:
+        for closed, tail in _HERMES_BLOCKS.findall(content):
+            obj = json.loads(closed if closed else tail)
+            name = obj["name"]
+            if not isinstance(name, str):
+                return None
+            calls.append({"id": vllm_call_id(), "type": "function",
+                          "function": {"name": name, "arguments": json.dumps(obj["arguments"], ensure_ascii=False)}})
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    before = content[: content.find("<tool_call>")]
+    return (before if before.strip() else None), calls

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,18 @@ from .retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
 log = logging.getLogger(__name__)
 
 _CONTEXT_MARKERS = ("maximum context length", "context length", "too many tokens", "prompt is too long")
+# vLLM's 400s for a max_tokens the context cannot hold (the prompt itself may fit):
+# "... However, you requested 900 output tokens and your prompt contains ..." and
+# "max_tokens=9000 cannot be greater than max_model_len=...".
+_OUTPUT_REQUESTED = re.compile(r"you requested (\d+) output tokens")
+_OUTPUT_ABOVE_CONTEXT = "cannot be greater than max_model_len"
+# vLLM's 400 when a prompt without max_tokens fills the context exactly (no room for one token).
+_NO_ROOM = "max_tokens must be at least 1, got 0"
+
+
+def _asks_too_much_output(detail: str) -> bool:
+    m = _OUTPUT_REQUESTED.search(detail)
+    return (m is not None and int(m.group(1)) > 0) or _OUTPUT_ABOVE_CONTEXT in detail
 
 
 class ModelError(Exception):
@@ -246,6 +259,10 @@ class ChatVLLM(BaseChatModel):
     return_token_ids: bool = True
     logprobs: bool = True
     keep_reasoning: bool = True
+    # vLLM refuses prompt + max_tokens > max_model_len. With this on, such a request is sent again once without
+    # max_tokens, and vLLM generates into the room that is really left (never more than was asked): what the
+    # in-actor training endpoint does, so a graph whose token budget is an estimate behaves the same in both.
+    clamp_max_tokens: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
     _sessions: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
@@ -367,7 +384,12 @@ class ChatVLLM(BaseChatModel):
         detail = self._error_detail(body)
         if status == 429 or status >= 500 or status == 408:
             raise RetryableError(f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after))
-        if status == 400 and any(k in detail.lower() for k in _CONTEXT_MARKERS):
+        sized = [k for k in ("max_tokens", "max_completion_tokens") if payload.get(k) is not None]
+        if status == 400 and sized and self.clamp_max_tokens and _asks_too_much_output(detail):
+            log.info("server refused %s=%s for the context left (%s); asking for the room left instead",
+                     sized[0], payload[sized[0]], detail[:200])
+            return await self._post_once({k: v for k, v in payload.items() if k not in sized})
+        if status == 400 and (any(k in detail.lower() for k in _CONTEXT_MARKERS) or (not sized and _NO_ROOM in detail)):
             raise ContextOverflowError(f"context overflow: {detail}", status)
         if status == 400:
             for opt in ("return_token_ids", "logprobs"):

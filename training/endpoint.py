@@ -35,7 +35,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langgraph_wideseek.hermes import parse_hermes, split_reasoning
+from langgraph_wideseek.hermes import parse_hermes_vllm, split_reasoning_vllm
 
 from .engine import Generation, LLMEngine, make_sampling_params, read_generation
 
@@ -48,14 +48,15 @@ ROLLOUT_FIELD = "wideseek_rollout"
 class EndpointError(Exception):
     """An error answered to the client as OpenAI-style JSON with an HTTP status."""
 
-    def __init__(self, status: int, message: str, kind: str = "BadRequestError") -> None:
+    def __init__(self, status: int, message: str, kind: str = "BadRequestError", param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
+        self.param = param
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": None, "code": self.status}}
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.status}}
 
 
 class ChatRequest(BaseModel):
@@ -123,7 +124,8 @@ def _text(content: Any) -> str:
                 parts.append(str(p.get("text", "")))
             else:
                 raise EndpointError(400, f"unsupported content part type {p.get('type') if isinstance(p, dict) else p!r}")
-        return "".join(parts)
+        # vLLM gives a template that reads content as a string the text parts joined by newlines
+        return "\n".join(parts)
     raise EndpointError(400, f"message content must be a string or a list of parts, got {type(content).__name__}")
 
 
@@ -154,11 +156,60 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def context_error(max_length: int, prompt_len: int) -> EndpointError:
+def context_error(max_length: int, prompt_len: int, requested: int = 0) -> EndpointError:
+    """vLLM 0.29's 400 for a prompt longer than ``max_length - requested`` (``requested``: the request's
+    ``max_tokens``, 0 without one). vLLM stops tokenizing one token past the limit, so it reports at most that
+    many input tokens, "at least"."""
+    max_input = max_length - requested
+    count = min(prompt_len, max_input + 1)
+    q = "at least " if count == max_input + 1 else ""
     return EndpointError(
         400,
-        f"This model's maximum context length is {max_length} tokens. However, your request has "
-        f"{prompt_len} input tokens. Please reduce the length of the input messages.")
+        f"This model's maximum context length is {max_length} tokens. However, you requested {requested} output "
+        f"tokens and your prompt contains {q}{count} input tokens, for a total of {q}{count + requested} tokens. "
+        f"Please reduce the length of the input prompt or the number of requested output tokens. "
+        f"(parameter=input_tokens, value={count})", param="input_tokens")
+
+
+def max_tokens_error(max_length: int, asked: int, param: str) -> EndpointError:
+    """vLLM 0.29's 400 for ``max_tokens`` (or ``max_completion_tokens``) above the context length."""
+    return EndpointError(
+        400, f"{param}={asked} cannot be greater than max_model_len=max_total_tokens={max_length}. Please request "
+             f"fewer output tokens. (parameter={param}, value={asked})", param=param)
+
+
+# vLLM reports a logprob below this as this (JSON has no -Infinity).
+MIN_LOGPROB = -9999.0
+SYSTEM_FINGERPRINT = "wideseek-endpoint"
+
+
+def token_pieces(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each token's text as vLLM's logprobs show it: decoded alone, except that a token ending in part of a
+    multi-byte character is read with up to four tokens before it; the text those complete is attributed to
+    the completing token, and a token that completes nothing yet shows as ``""``."""
+    pieces = []
+    for i, tok in enumerate(ids):
+        piece = tokenizer.decode([tok])
+        if piece.endswith("\ufffd"):
+            piece = ""
+            for k in range(1, min(i, 4) + 1):
+                ctx = ids[i - k:i]
+                full = tokenizer.decode(ctx + [tok])
+                if full.endswith("\ufffd"):
+                    continue
+                clean = len(ctx)
+                while clean > 0 and tokenizer.decode([ctx[clean - 1]]).endswith("\ufffd"):
+                    clean -= 1
+                prefix = tokenizer.decode(ctx[:clean]) if clean else ""
+                common = 0
+                for a, b in zip(prefix, full):
+                    if a != b:
+                        break
+                    common += 1
+                piece = full[common:]
+                break
+        pieces.append(piece)
+    return pieces
 
 
 class ChatEndpoint:
@@ -196,6 +247,9 @@ class ChatEndpoint:
         # rendering is pure Python anyway. Off the loop so the server and the graph keep running meanwhile.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-tokenizer")
         self._stop_ids = self._find_stop_ids(tokenizer)
+        vocab = tokenizer.get_vocab()
+        self._think_ids = (vocab.get("<think>"), vocab.get("</think>"), vocab.get("<tool_call>"))
+        self._special_ids = set(getattr(tokenizer, "all_special_ids", ()) or ())
 
     @staticmethod
     def _find_stop_ids(tokenizer: Any) -> set[int]:
@@ -324,10 +378,22 @@ class ChatEndpoint:
             cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
             if cut >= 0:
                 text = text[:cut]
-        pieces = None
-        if want_logprobs:
-            pieces = [self.tokenizer.decode([t], skip_special_tokens=False) for t in gen.token_ids]
+        pieces = token_pieces(self.tokenizer, gen.token_ids) if want_logprobs else None
         return text, pieces
+
+    def _reasoning_tokens(self, ids: list[int], thinking: bool) -> int:
+        """vLLM's ``usage.completion_tokens_details.reasoning_tokens`` for the qwen3 parser: the generated
+        tokens before ``</think>`` (or a ``<tool_call>``), tags and special tokens not counted."""
+        if not thinking:
+            return 0
+        start, end, call = self._think_ids
+        n = 0
+        for t in ids:
+            if t == end or t == call:
+                break
+            if t != start and t not in self._special_ids:
+                n += 1
+        return n
 
     async def complete(self, req: ChatRequest, slot: _Slot) -> dict[str, Any]:
         """One chat completion (the HTTP layer's core, callable directly)."""
@@ -340,19 +406,25 @@ class ChatEndpoint:
         prompt_ids = await loop.run_in_executor(
             self._pool, self._render, messages, req.tools, dict(req.chat_template_kwargs or {}))
         n_prompt = len(prompt_ids)
-        if n_prompt >= slot.max_length:
-            slot.stats.context_rejections += 1
-            raise context_error(slot.max_length, n_prompt)
-        room = slot.max_length - n_prompt
-        asked = req.max_completion_tokens or req.max_tokens
+        asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
         if asked is not None and asked < 1:
-            raise EndpointError(400, f"max_tokens must be at least 1, got {asked}")
-        if asked is not None and asked > room and self.strict_max_tokens:
+            raise EndpointError(400, f"max_tokens must be at least 1, got {asked}. (parameter=max_tokens, "
+                                     f"value={asked})", param="max_tokens")
+        # vLLM checks max_tokens against the context, then prompt + max_tokens; by default (not strict) the
+        # request's max_tokens is a cap on the room that is left instead, as if it had not been sent.
+        requested = asked if (asked is not None and self.strict_max_tokens) else 0
+        if requested > slot.max_length:
             slot.stats.context_rejections += 1
-            raise EndpointError(
-                400, f"'max_tokens' or 'max_completion_tokens' is too large: {asked}. This model's maximum "
-                     f"context length is {slot.max_length} tokens and your request has {n_prompt} input tokens "
-                     f"({asked} > {slot.max_length} - {n_prompt}).")
+            raise max_tokens_error(slot.max_length, requested, param)
+        if n_prompt > slot.max_length - requested:
+            slot.stats.context_rejections += 1
+            raise context_error(slot.max_length, n_prompt, requested)
+        if n_prompt == slot.max_length:  # fits, with no room to generate: vLLM then asks for 0 tokens
+            slot.stats.context_rejections += 1
+            raise EndpointError(400, "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)",
+                                param="max_tokens")
+        room = slot.max_length - n_prompt
         max_tokens = min(asked, room) if asked is not None else room
         cap = getattr(slot.sampling_params, "max_tokens", None)  # OpenRLHF's --rollout.max_new_tokens
         if cap:
@@ -382,18 +454,16 @@ class ChatEndpoint:
         slot.stats.generate_seconds += time.perf_counter() - t0
 
         text, pieces = await loop.run_in_executor(self._pool, self._decode, gen, sampling, req.logprobs)
-        reasoning, rest = split_reasoning(text)
-        content: str | None = rest
+        # vLLM's qwen3 reasoning parser, then its hermes tool parser (auto tool choice); see hermes.py
+        thinking = bool((req.chat_template_kwargs or {}).get("enable_thinking", True))
+        reasoning, content = split_reasoning_vllm(text, thinking=thinking)
         tool_calls: list[dict[str, Any]] = []
-        if req.tools and req.tool_choice != "none" and "<tool_call>" in rest:
-            parsed, calls, errors = parse_hermes(rest)
-            if not errors:  # like vLLM's hermes parser: any malformed block -> everything stays content
-                content, tool_calls = parsed, calls
-        if tool_calls and not content:
-            content = None
-        finish = gen.finish_reason
-        if tool_calls and finish == "stop":
-            finish = "tool_calls"
+        if req.tools and req.tool_choice != "none":
+            parsed = parse_hermes_vllm(content or "")
+            if parsed is not None:
+                content, tool_calls = parsed
+        # vLLM reports "tool_calls" whenever the parser found calls, whatever ended the generation
+        finish = "tool_calls" if tool_calls else gen.finish_reason
 
         st = slot.stats
         st.calls += 1
@@ -402,34 +472,47 @@ class ChatEndpoint:
         st.max_completion_tokens = max(st.max_completion_tokens, len(gen.token_ids))
         st.truncated += gen.finish_reason == "length"
 
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if reasoning is not None:
-            message["reasoning_content"] = reasoning
-            message["reasoning"] = reasoning
-        message["tool_calls"] = tool_calls  # vLLM always sends the list, empty when there are none
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+        # The keys vLLM 0.29 sends, nulls included (tests/conformance compares the two field by field).
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": None,
+                                   "audio": None, "function_call": None}
+        if tool_calls:  # vLLM leaves the key out when there are none
+            message["tool_calls"] = tool_calls
+        message["reasoning"] = reasoning  # vLLM 0.29 no longer sends "reasoning_content"
+        logprobs = None
         if req.logprobs:
             if gen.logprobs is None:
                 raise EndpointError(500, "the engine returned no logprobs although they were requested",
                                     "InternalServerError")
             assert pieces is not None
-            choice["logprobs"] = {"content": [
-                {"token": p, "logprob": lp, "bytes": list(p.encode("utf-8")), "top_logprobs": []}
+            logprobs = {"content": [
+                {"token": p, "logprob": max(lp, MIN_LOGPROB), "bytes": list(p.encode("utf-8", errors="replace")),
+                 "top_logprobs": []}
                 for p, lp in zip(pieces, gen.logprobs)]}
-        if req.return_token_ids:
-            choice["token_ids"] = gen.token_ids
-        body: dict[str, Any] = {
+        choice: dict[str, Any] = {
+            "index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish,
+            "stop_reason": gen.stop_reason, "token_ids": gen.token_ids if req.return_token_ids else None,
+            "routed_experts": None,
+        }
+        n_out = len(gen.token_ids)
+        return {
             "id": "chatcmpl-" + uuid.uuid4().hex,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": req.model or self.model_name,
             "choices": [choice],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(gen.token_ids),
-                      "total_tokens": n_prompt + len(gen.token_ids)},
+            "service_tier": None,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt + n_out, "completion_tokens": n_out,
+                      "prompt_tokens_details": None,
+                      "completion_tokens_details": {"reasoning_tokens": self._reasoning_tokens(gen.token_ids,
+                                                                                               thinking)}},
+            "prompt_logprobs": None,
+            "prompt_token_ids": prompt_ids if req.return_token_ids else None,
+            "prompt_text": None,
+            "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
         }
-        if req.return_token_ids:
-            body["prompt_token_ids"] = prompt_ids
-        return body
 
 
 def stats_dict(stats: RolloutStats) -> dict[str, float]:

@@ -160,6 +160,7 @@ class Generation:
     logprobs: list[float] | None
     finish_reason: str
     text: str | None = None
+    stop_reason: int | str | None = None  # the stop string or stop token id that ended it (vLLM's field)
 
 
 def read_generation(request_output: Any) -> Generation:
@@ -188,4 +189,4 @@ def read_generation(request_output: Any) -> Generation:
             logprobs = None
     finish = getattr(out, "finish_reason", None) or "stop"
     return Generation(token_ids=token_ids, logprobs=logprobs, finish_reason=str(finish),
-                      text=getattr(out, "text", None))
+                      text=getattr(out, "text", None), stop_reason=getattr(out, "stop_reason", None))

@@ -55,7 +55,9 @@ class ScriptedEngine:
     """``await engine.generate(prompt_token_ids, sampling_params)`` -> a vLLM-shaped ``RequestOutput``.
 
     ``script(prompt_text) -> str`` gives the raw completion text. The completion is cut at
-    ``sampling_params.max_tokens`` (finish ``"length"``), else ends with ``<|im_end|>`` (finish ``"stop"``).
+    ``sampling_params.max_tokens`` (finish ``"length"``), else ends with ``<|im_end|>`` (finish ``"stop"``), or
+    earlier at the token that completes one of ``sampling_params.stop`` (finish ``"stop"``, ``stop_reason`` the
+    string), as vLLM's engine does.
     Every call is kept in ``calls`` as ``(prompt_token_ids, sampling_params)``.
     """
 
@@ -78,19 +80,30 @@ class ScriptedEngine:
         prompt = self.tokenizer.decode(prompt_token_ids, skip_special_tokens=False)
         text = self.script(prompt)
         ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.end_id]
-        finish = "stop"
+        finish, stop_reason = "stop", None
+        stops = [s for s in getattr(sampling_params, "stop", None) or [] if s]
+        if stops:  # vLLM's engine stops at the first token whose text completes a stop string
+            for k in range(1, len(ids) + 1):
+                so_far = self.tokenizer.decode(ids[:k], skip_special_tokens=False)
+                hit = next((s for s in stops if s in so_far), None)
+                if hit is not None:
+                    ids, stop_reason = ids[:k], hit
+                    break
         limit = getattr(sampling_params, "max_tokens", None)
         if limit is not None and len(ids) > limit:
-            ids, finish = ids[:limit], "length"
+            ids, finish, stop_reason = ids[:limit], "length", None
         want = getattr(sampling_params, "logprobs", None) is not None
         logprobs = None
         if want:
             logprobs = [{t: Logprob(self.logprob(i, t), rank=1)} for i, t in enumerate(ids)]
-        visible = ids[:-1] if finish == "stop" else ids
+        visible = ids[:-1] if finish == "stop" and stop_reason is None else ids
+        out_text = self.tokenizer.decode(visible, skip_special_tokens=False)
+        if stop_reason is not None:
+            out_text = out_text[:out_text.find(stop_reason)]
         out = CompletionOutput(
-            index=0, text=self.tokenizer.decode(visible, skip_special_tokens=False), token_ids=ids,
+            index=0, text=out_text, token_ids=ids,
             cumulative_logprob=sum(next(iter(d.values())).logprob for d in logprobs) if logprobs else None,
-            logprobs=logprobs, finish_reason=finish)
+            logprobs=logprobs, finish_reason=finish, stop_reason=stop_reason)
         return RequestOutput(request_id=uuid.uuid4().hex, prompt=None, prompt_token_ids=list(prompt_token_ids),
                              outputs=[out])
 

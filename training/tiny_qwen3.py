@@ -90,9 +90,9 @@ PRESETS: dict[str, dict[str, int]] = {
     # ~0.3M: CPU tests of the loop's plumbing
     "test": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=1, head_dim=32),
-    # ~25M: the closed-loop run on one GPU
-    "small": dict(hidden_size=384, intermediate_size=1152, num_hidden_layers=8, num_attention_heads=6,
-                  num_key_value_heads=2, head_dim=64),
+    # ~16M: the closed-loop run on one GPU (32 MB in bf16: small enough to carry between GPU sessions)
+    "small": dict(hidden_size=320, intermediate_size=960, num_hidden_layers=8, num_attention_heads=5,
+                  num_key_value_heads=5, head_dim=64),
 }
 
 

@@ -101,6 +101,7 @@ def test_checkpoint_choice_keeps_the_latest_clearly_imperfect_one():
     cks = [{"step": s, "val_item_f1": f} for s, f in [(1, 0.05), (2, 0.3), (3, 0.6), (4, 0.9)]]
     assert select(cks, (0.2, 0.75))["step"] == 3
     assert select(cks[:1], (0.2, 0.75))["step"] == 1                      # nothing in range: best below the top
+    assert select([{"step": 1, "val_item_f1": 0.0}, {"step": 2, "val_item_f1": 0.0}], (0.2, 0.75))["step"] == 2
     assert select([{"step": 9, "val_item_f1": 0.95}], (0.2, 0.75))["step"] == 9
 
 

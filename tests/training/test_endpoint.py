@@ -63,8 +63,9 @@ async def test_tool_call_and_reasoning_go_through_the_real_parser(tok):
     assert status == 200, body
     choice = body["choices"][0]
     msg = choice["message"]
-    assert msg["reasoning_content"] == "I should search first."
-    assert msg["content"] == "Let me look."
+    # vLLM's qwen3 and hermes parsers (tests/conformance holds the endpoint to them): verbatim text
+    assert msg["reasoning"] == "\nI should search first.\n" and "reasoning_content" not in msg
+    assert msg["content"] == "\n\nLet me look.\n"
     assert choice["finish_reason"] == "tool_calls"
     (call,) = msg["tool_calls"]
     assert call["type"] == "function" and call["function"]["name"] == "search"
@@ -82,8 +83,9 @@ async def test_tool_call_and_reasoning_go_through_the_real_parser(tok):
     lps = [c["logprob"] for c in choice["logprobs"]["content"]]
     assert len(lps) == len(ids) and all(lp < 0 for lp in lps)
     assert len(set(lps)) > 3
-    assert body["usage"] == {"prompt_tokens": len(body["prompt_token_ids"]), "completion_tokens": len(ids),
-                             "total_tokens": len(body["prompt_token_ids"]) + len(ids)}
+    usage = body["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        len(body["prompt_token_ids"]), len(ids), len(body["prompt_token_ids"]) + len(ids))
 
 
 async def test_final_answer_without_tools_and_dangling_think(tok):
@@ -97,8 +99,8 @@ async def test_final_answer_without_tools_and_dangling_think(tok):
         await ep.aclose()
     msg = body["choices"][0]["message"]
     assert status == 200 and body["choices"][0]["finish_reason"] == "stop"
-    assert msg["reasoning_content"] == "short reasoning"
-    assert msg["content"].startswith("| A | B |") and msg["tool_calls"] == []
+    assert msg["reasoning"] == "short reasoning\n"
+    assert msg["content"].startswith("\n\n| A | B |") and "tool_calls" not in msg  # vLLM omits an empty list
 
 
 async def test_malformed_tool_call_stays_content_like_vllm_and_the_client_reports_it(tok):
@@ -114,7 +116,8 @@ async def test_malformed_tool_call_stays_content_like_vllm_and_the_client_report
     finally:
         await ep.aclose()
     msg = body["choices"][0]["message"]
-    assert msg["tool_calls"] == [] and "<tool_call>" in msg["content"]
+    # no </think>: the call ends vLLM's reasoning and, malformed, stays content
+    assert msg["reasoning"] == "Calling.\n" and "tool_calls" not in msg and msg["content"].startswith("<tool_call>")
     assert body["choices"][0]["finish_reason"] == "stop"
     assert ai.tool_calls == [] and len(ai.invalid_tool_calls) == 1
     assert "not valid JSON" in ai.invalid_tool_calls[0]["error"]
@@ -172,7 +175,18 @@ async def test_max_tokens_is_clamped_to_the_room_left_or_rejected_in_strict_mode
         status, body = await post(url, chat(USER, max_tokens=1000))
     finally:
         await strict.aclose()
-    assert status == 400 and "'max_tokens' or 'max_completion_tokens' is too large: 1000" in body["error"]["message"]
+    assert status == 400 and body["error"]["message"].startswith(
+        f"max_tokens=1000 cannot be greater than max_model_len=max_total_tokens={n_prompt + 30}.")
+    strict = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=n_prompt + 30,
+                          strict_max_tokens=True)
+    url = await strict.start()
+    try:
+        status, body = await post(url, chat(USER, max_tokens=31))
+    finally:
+        await strict.aclose()
+    assert status == 400 and body["error"]["param"] == "input_tokens" and body["error"]["message"].startswith(
+        f"This model's maximum context length is {n_prompt + 30} tokens. However, you requested 31 output tokens "
+        f"and your prompt contains at least {n_prompt} input tokens")
 
 
 async def test_rollout_max_new_tokens_caps_every_call(tok):
@@ -200,8 +214,9 @@ async def test_prompt_longer_than_the_context_is_a_vllm_style_400(tok):
         await ep.aclose()
     assert status == 400
     assert body["error"]["type"] == "BadRequestError" and body["error"]["code"] == 400
-    assert body["error"]["message"].startswith("This model's maximum context length is 40 tokens. However, your "
-                                               "request has ")
+    assert body["error"]["message"].startswith("This model's maximum context length is 40 tokens. However, you "
+                                               "requested 0 output tokens and your prompt contains at least 41 "
+                                               "input tokens")
     assert engine.calls == [] and ep.stats().context_rejections == 2
 
 
@@ -243,7 +258,7 @@ async def test_chat_template_kwargs_are_passed_to_the_template(tok):
 
 
 async def test_rollouts_keyed_by_path_or_body_have_their_own_engine_context_and_stats(tok):
-    e1 = ScriptedEngine(tok, lambda p: "one")
+    e1 = ScriptedEngine(tok, lambda p: model_text("one", reasoning="r"))
     e2 = ScriptedEngine(tok, lambda p: "two two")
     ep = ChatEndpoint(tok)
     await ep.start()
@@ -259,7 +274,7 @@ async def test_rollouts_keyed_by_path_or_body_have_their_own_engine_context_and_
         s5, _ = await post(u1, chat(USER))
     finally:
         await ep.aclose()
-    assert s1 == 200 and b1["choices"][0]["message"]["content"] == "one"
+    assert s1 == 200 and b1["choices"][0]["message"]["content"] == "\n\none"
     assert e1.calls[0][1].temperature == 0.6
     assert s2 == 400 and "maximum context length is 30" in b2["error"]["message"]
     assert s3 == 404 and "no open rollout 'nope'" in b3["error"]["message"]
@@ -318,7 +333,7 @@ async def test_chatvllm_against_the_endpoint_keeps_ids_logprobs_and_reasoning(to
     finally:
         await ep.aclose()
     md = ai.response_metadata
-    assert ai.additional_kwargs["reasoning_content"] == "think"
+    assert ai.additional_kwargs["reasoning_content"] == "\nthink\n"
     assert ai.tool_calls[0]["name"] == "access"
     assert ai.tool_calls[0]["args"] == {"urls": [{"url": "https://a.example/x", "info_to_extract": "year"}]}
     assert md["prompt_token_ids"] == engine.calls[0][0]
@@ -347,3 +362,19 @@ def test_the_committed_tokenizer_is_what_the_script_generates(tmp_path):
     out = mod.main(tmp_path / "tok")
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         assert (out / name).read_text() == (ASSETS / "tiny-qwen3" / name).read_text(), name
+
+
+async def test_stop_string_ends_the_generation_like_vllms_engine(tok):
+    """The scripted engine stops at the token completing a stop string (stop_reason: the string), and the
+    endpoint answers as vLLM does: text before the string, token ids up to that token, stop_reason passed on."""
+    engine = ScriptedEngine(tok, lambda p: model_text("alpha STOP beta gamma", reasoning="r"))
+    ep = ChatEndpoint(tok, engine=engine, sampling_params=base_params(), max_length=4096)
+    url = await ep.start()
+    try:
+        status, body = await post(url, chat(USER, stop=["STOP"]))
+    finally:
+        await ep.aclose()
+    choice = body["choices"][0]
+    assert status == 200 and choice["finish_reason"] == "stop" and choice["stop_reason"] == "STOP"
+    assert choice["message"]["content"] == "\n\nalpha "
+    assert tok.decode(choice["token_ids"]).endswith("STOP") and "beta" not in tok.decode(choice["token_ids"])

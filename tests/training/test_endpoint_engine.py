@@ -88,3 +88,11 @@ def test_with_real_vllm_classes():
     comp = VCompletion(index=0, text="xy", token_ids=[11, 12], cumulative_logprob=None, logprobs=flat,
                        finish_reason="length")
     assert read_generation(VRequest("r", None, [1], None, [comp], True)).logprobs == [-0.5, -0.25]
+
+
+def test_read_generation_keeps_the_stop_reason():
+    out = RequestOutput("r", None, [1], [CompletionOutput(0, "a", [5], None, None, finish_reason="stop",
+                                                          stop_reason="</answer>")])
+    assert read_generation(out).stop_reason == "</answer>"
+    out.outputs[0].stop_reason = None
+    assert read_generation(out).stop_reason is None

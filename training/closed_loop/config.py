@@ -26,7 +26,7 @@ class LoopConfig(BaseModel):
     val_categories: int = 10
     test_categories: int = 20
     entities_per_category: int = 6
-    task_entities: tuple[int, int] = (2, 4)
+    task_entities: tuple[int, int] = (1, 3)
     filler_sentences: tuple[int, int] = (1, 3)
 
     # --- tokenizer and model ----------------------------------------------------------------------------------
@@ -34,29 +34,30 @@ class LoopConfig(BaseModel):
     tokenizer_rollouts: int = 60
     preset: str = "small"
     max_len: int = Field(4096, description="One agent's context: prompt + generation (--data.max_len).")
-    max_new_tokens: int = Field(768, description="Tokens one generation call may produce (--rollout.max_new_tokens).")
-    max_lead_turns: int = 5
-    max_subagent_turns: int = 8
+    max_new_tokens: int = Field(320, description="Tokens one generation call may produce (--rollout.max_new_tokens).")
+    max_lead_turns: int = 3
+    max_subagent_turns: int = 5
+    short_prompts: bool = Field(True, description="Short system prompts and tool descriptions (tasks.SHORT_PROMPTS).")
 
     # --- supervised warm start --------------------------------------------------------------------------------
     sft_tasks: int = 1600
-    sft_epochs: float = 3.0
-    sft_lr: float = 1e-3
-    sft_warmup_steps: int = 50
-    sft_batch_tokens: int = 131_072
-    sft_checkpoints: int = 4
-    sft_max_minutes: float = 4.5
+    sft_epochs: float = 6.0
+    sft_lr: float = 1.5e-3
+    sft_warmup_steps: int = 100
+    sft_batch_tokens: int = 32_768
+    sft_checkpoints: int = 2
+    sft_max_minutes: float = 2.5
     select_val_f1: tuple[float, float] = Field(
         (0.2, 0.75), description="Keep the latest SFT checkpoint whose validation item F1 is at most the upper "
                                  "bound (clearly imperfect, so RL has room), else the best below it.")
-    val_tasks: int = 8
-    val_samples: int = 2
+    val_tasks: int = 6
+    val_samples: int = 1
 
     # --- GRPO ---------------------------------------------------------------------------------------------------
-    grpo_steps: int = 10
+    grpo_steps: int = 4
     tasks_per_step: int = 8
     group: int = 8
-    lr: float = 1e-5
+    lr: float = 2e-5
     kl_coef: float = 0.001
     zero_stage: int = 3
     trainer: Literal["deepspeed", "torch"] = "deepspeed"
@@ -67,7 +68,7 @@ class LoopConfig(BaseModel):
     top_p: float = 1.0
 
     # --- held-out evaluation -------------------------------------------------------------------------------
-    test_tasks: int = 24
+    test_tasks: int = 12
     test_samples: int = 4
     bootstrap: int = 2000
 

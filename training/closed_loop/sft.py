@@ -264,8 +264,8 @@ def select(checkpoints: list[dict[str, Any]], bounds: tuple[float, float]) -> di
     if inside:
         return inside[-1]
     below = [c for c in checkpoints if c["val_item_f1"] <= hi]
-    if below:
-        return max(below, key=lambda c: c["val_item_f1"])
+    if below:  # the best of them; among equals the latest (it has trained longest)
+        return max(reversed(below), key=lambda c: c["val_item_f1"])
     return min(checkpoints, key=lambda c: c["val_item_f1"])
 
 
