@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg_file.is_file():
             p.error(f"{cfg_file} is missing: copy the closed loop's config.json next to the model")
         saved = json.loads(cfg_file.read_text())
-        # fields LoopConfig no longer has are dropped (the world is fixed by seeds and sizes, which it keeps)
+        # fields LoopConfig no longer has are dropped (the world is fixed by seeds and sizes, which it keeps);
+        # a model trained before the loop had short prompts was trained on the graph's own prompts
+        if "short_prompts" in LoopConfig.model_fields:
+            saved.setdefault("short_prompts", False)
         cfg = LoopConfig(**{k: v for k, v in saved.items() if k in LoopConfig.model_fields})
         model = work / "model"
         if model.exists():

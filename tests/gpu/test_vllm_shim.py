@@ -37,7 +37,13 @@ WRAP = "openrlhf.trainer.ray.vllm_worker_wrap.WorkerWrap"
 def shim():
     """``import vllm`` resolves to the shim inside this module only; everything imported meanwhile is forgotten
     afterwards (so other tests still see whatever vLLM the environment really has, usually none)."""
-    before = set(sys.modules)
+    def bound_to_vllm(name: str) -> bool:
+        return name.split(".")[0] == "vllm" or name.startswith(("openrlhf.trainer", "openrlhf.utils.distributed"))
+
+    # a real vLLM imported earlier in this process (and OpenRLHF modules bound to it) step aside meanwhile
+    saved = {n: m for n, m in sys.modules.items() if bound_to_vllm(n)}
+    for name in saved:
+        del sys.modules[name]
     sys.path.insert(0, str(SHIM))
     try:
         import vllm
@@ -46,9 +52,9 @@ def shim():
         yield vllm
     finally:
         sys.path.remove(str(SHIM))
-        for name in set(sys.modules) - before:
-            if name.split(".")[0] in ("vllm", "openrlhf"):
-                del sys.modules[name]
+        for name in [n for n in sys.modules if bound_to_vllm(n)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 @pytest.fixture(autouse=True)
