@@ -30,6 +30,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 export TORCH_CUDA_ARCH_LIST=9.0   # DeepSpeed's JIT ops (FusedAdam) for the H200; it cannot parse torch's "9.0a"
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0   # Ray on loopback: one node, and the machine has no network
 export RAY_USAGE_STATS_ENABLED=0 TOKENIZERS_PARALLELISM=false
+export OMP_NUM_THREADS=1   # the HF engine's thread otherwise competes with torch's CPU pool (docs/training.md)
 
 finish() {   # always leave results behind, whatever failed
   local rc=$1 launch_rc=${2:-}
