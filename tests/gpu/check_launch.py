@@ -219,6 +219,16 @@ def check_probes(debug: Path) -> dict[str, Any]:
             out["syncs"].append(entry)
             continue
         per_engine = []
+        if t.get("logprobs") is None:   # the trainer's forward failed: the weight digests still compare
+            for p in sorted(engines[sync]):
+                e = torch.load(p, weights_only=False)
+                per_engine.append({"file": p.name, "digest_equal": e["digest"] == t["digest"], "ok": False,
+                                   "trainer_forward_error": (t.get("forward_error") or "")[-2000:]})
+            entry["per_engine"] = per_engine
+            entry["ok"] = False
+            ok = False
+            out["syncs"].append(entry)
+            continue
         for p in sorted(engines[sync]):
             e = torch.load(p, weights_only=False)
             d = (e["logprobs"] - t["logprobs"]).abs()

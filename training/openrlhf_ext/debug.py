@@ -199,13 +199,20 @@ def _save_trainer_probe(trainer: Any, sync: int) -> None:
     ids = probe_input_ids(model.config.vocab_size).to(next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        logits = engine(input_ids=ids).logits.float()   # the trainer's own forward (ZeRO-3: collective)
-    if was_training:
-        model.train()
+    logprobs, forward_error = None, None
+    try:
+        with torch.no_grad():
+            logits = engine(input_ids=ids).logits.float()   # the trainer's own forward (ZeRO-3: collective)
+        logprobs = torch.log_softmax(logits, -1).cpu()
+    except Exception:  # noqa: BLE001 - keep the weight digest, which is evidence on its own
+        forward_error = traceback.format_exc()
+        print(f"[wideseek-debug] trainer probe forward failed (sync {sync}):\n{forward_error}", flush=True)
+    finally:
+        if was_training:
+            model.train()
     if rank == 0:
-        torch.save({"sync": sync, "side": "trainer", "digest": h.hexdigest(),
-                    "logprobs": torch.log_softmax(logits, -1).cpu(), "input_ids": ids.cpu(),
+        torch.save({"sync": sync, "side": "trainer", "digest": h.hexdigest(), "forward_error": forward_error,
+                    "logprobs": logprobs, "input_ids": ids.cpu(),
                     "attn_implementation": getattr(model.config, "_attn_implementation", None),
                     "dtype": str(next(model.parameters()).dtype), "zero_stage": trainer.strategy.args.ds.zero_stage,
                     "seconds": time.perf_counter() - t0}, folder() / f"probe_trainer_sync{sync}.pt")
