@@ -29,8 +29,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DROP = ("ray/jars/", "ray/dashboard/client/build/", "ray/rllib/", "ray/data/", "ray/serve/", "ray/tune/",
-        "ray/train/", "ray/llm/", "ray/air/")
+DROP = (
+    "ray/jars/",
+    "ray/dashboard/client/build/",
+    "ray/rllib/",
+    "ray/data/",
+    "ray/serve/",
+    "ray/tune/",
+    "ray/train/",
+    "ray/llm/",
+    "ray/air/",
+)
 
 
 def _record_line(name: str, data: bytes) -> str:
@@ -52,7 +61,9 @@ def repack(src: Path, dst: Path) -> dict[str, int]:
                     continue
                 data = zin.read(info)
                 out = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                out.external_attr = info.external_attr   # keeps the executables (raylet, gcs_server) executable
+                out.external_attr = (
+                    info.external_attr
+                )  # keeps the executables (raylet, gcs_server) executable
                 out.compress_type = zipfile.ZIP_DEFLATED
                 zout.writestr(out, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
                 if not info.is_dir():
@@ -60,7 +71,12 @@ def repack(src: Path, dst: Path) -> dict[str, int]:
                 kept += 1
             lines.append(f"{record},,")
             zout.writestr(zipfile.ZipInfo(record, date_time=(2026, 1, 1, 0, 0, 0)), "\n".join(lines) + "\n")
-    return {"kept": kept, "dropped": dropped, "bytes_before": src.stat().st_size, "bytes_after": dst.stat().st_size}
+    return {
+        "kept": kept,
+        "dropped": dropped,
+        "bytes_before": src.stat().st_size,
+        "bytes_after": dst.stat().st_size,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     os.close(fd)
     stats = repack(args.wheel, Path(tmp))
     os.replace(tmp, args.out or args.wheel)
-    print(f"{args.wheel.name}: {stats['bytes_before'] / 1e6:.1f} MB -> {stats['bytes_after'] / 1e6:.1f} MB "
-          f"({stats['dropped']} entries dropped, {stats['kept']} kept)")
+    print(
+        f"{args.wheel.name}: {stats['bytes_before'] / 1e6:.1f} MB -> {stats['bytes_after'] / 1e6:.1f} MB "
+        f"({stats['dropped']} entries dropped, {stats['kept']} kept)"
+    )
     return 0
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 GRPO_EPS = 1e-6
-CLIP = (-10.0, 10.0)   # OpenRLHF's --reward.clip_range default, applied to the per-rollout advantage
-ADV_TOL = 1e-4          # relative (float32 arithmetic on both sides, different order)
-SAME_ATTN_TOL = 1e-2    # engine forward with the trainer's attention implementation vs the trainer's forward
-SERVING_MAX_TOL = 0.5   # the engine's own (SDPA) forward vs the trainer's flash-attention forward, both bf16:
+CLIP = (-10.0, 10.0)  # OpenRLHF's --reward.clip_range default, applied to the per-rollout advantage
+ADV_TOL = 1e-4  # relative (float32 arithmetic on both sides, different order)
+SAME_ATTN_TOL = 1e-2  # engine forward with the trainer's attention implementation vs the trainer's forward
+SERVING_MAX_TOL = 0.5  # the engine's own (SDPA) forward vs the trainer's flash-attention forward, both bf16:
 SERVING_MEAN_TOL = 0.02  # logits near 10 have a bf16 step of 0.06, so the max over a vocabulary is loose
 
 STEP_RE = re.compile(r"Global step (\d+):")
@@ -75,12 +75,16 @@ def checkpoints(run: Path) -> dict[str, Any]:
     ckpt = run / "ckpt"
     ds = sorted(p.name for p in (ckpt / "_actor").glob("global_step*") if p.is_dir()) if ckpt.is_dir() else []
     hf = sorted(p.name for p in ckpt.glob("global_step*_hf") if p.is_dir()) if ckpt.is_dir() else []
-    hf_ok = [h for h in hf if (ckpt / h / "config.json").is_file()
-             and any((ckpt / h).glob("*.safetensors"))]
+    hf_ok = [h for h in hf if (ckpt / h / "config.json").is_file() and any((ckpt / h).glob("*.safetensors"))]
     final = run / "final"
-    return {"deepspeed": ds, "hf": hf, "hf_complete": hf_ok,
-            "final_model": final.is_dir() and (final / "config.json").is_file()
-            and any(final.glob("*.safetensors"))}
+    return {
+        "deepspeed": ds,
+        "hf": hf,
+        "hf_complete": hf_ok,
+        "final_model": final.is_dir()
+        and (final / "config.json").is_file()
+        and any(final.glob("*.safetensors")),
+    }
 
 
 # --- advantages -----------------------------------------------------------------------------------------------------
@@ -163,20 +167,26 @@ def check_advantages(debug: Path) -> dict[str, Any]:
                 diff = max(diff, abs(x - y))
                 if not _close(x, y):
                     mismatches += 1
-        exp_diff = max((abs(x - y) for k, v in want.items() for x, y in zip(v, sorted(exp_side.get(k, []))
-                                                                                 )), default=0.0)
+        exp_diff = max(
+            (abs(x - y) for k, v in want.items() for x, y in zip(v, sorted(exp_side.get(k, [])))), default=0.0
+        )
         rewards_by_group = defaultdict(dict)
         for e in rows:
             rewards_by_group[e["group"]][e["sample"]] = e["reward"]
         nonzero = sum(1 for v in want.values() for x in v if abs(x) > 1e-9)
         info = {
-            "step": step, "rows": len(rows), "rollouts": len(per_rollout),
+            "step": step,
+            "rows": len(rows),
+            "rollouts": len(per_rollout),
             "groups": len({e["group"] for e in rows}),
-            "rows_per_rollout_max": max(per_rollout.values()), "rows_per_rollout_mean": len(rows) / len(per_rollout),
+            "rows_per_rollout_max": max(per_rollout.values()),
+            "rows_per_rollout_mean": len(rows) / len(per_rollout),
             "rows_trained_by_actor_ranks": len(trained),
             "ranks": sorted({a["rank"] for a in trained}),
-            "micro_batches_per_rank": {r: len({a["micro_batch"] for a in trained if a["rank"] == r})
-                                       for r in sorted({a["rank"] for a in trained})},
+            "micro_batches_per_rank": {
+                r: len({a["micro_batch"] for a in trained if a["rank"] == r})
+                for r in sorted({a["rank"] for a in trained})
+            },
             "action_tokens": sum(e["action_tokens"] for e in rows),
             "rewards_by_group": {g: [v[s] for s in sorted(v)] for g, v in sorted(rewards_by_group.items())},
             "rows_with_nonzero_advantage": nonzero,
@@ -185,7 +195,7 @@ def check_advantages(debug: Path) -> dict[str, Any]:
             "advantage_rows_mismatched": mismatches,
             "advantage_constant_within_each_row": uniform,
         }
-        ok = (mismatches == 0 and uniform and len(trained) == len(rows) and info["rows_per_rollout_max"] > 1)
+        ok = mismatches == 0 and uniform and len(trained) == len(rows) and info["rows_per_rollout_max"] > 1
         info["ok"] = ok
         all_ok &= ok
         worst = max(worst, diff)
@@ -194,8 +204,9 @@ def check_advantages(debug: Path) -> dict[str, Any]:
     out["max_abs_diff"] = worst
     out["rollouts_dumped"] = len({(r["group"], r["sample"]) for r in rollouts})
     out["rows_per_rollout_max"] = max((s["rows_per_rollout_max"] for s in out["steps"]), default=0)
-    out["rows_per_rollout_mean"] = (sum(s["rows"] for s in out["steps"]) / max(1, sum(s["rollouts"] for s in
-                                                                                     out["steps"])))
+    out["rows_per_rollout_mean"] = sum(s["rows"] for s in out["steps"]) / max(
+        1, sum(s["rollouts"] for s in out["steps"])
+    )
     return out
 
 
@@ -212,18 +223,28 @@ def check_probes(debug: Path) -> dict[str, Any]:
     prev_digest = None
     for sync in sorted(set(trainer) | set(engines)):
         t = torch.load(trainer[sync], weights_only=False) if sync in trainer else None
-        entry: dict[str, Any] = {"sync": sync, "trainer": t is not None, "engines": len(engines.get(sync, []))}
+        entry: dict[str, Any] = {
+            "sync": sync,
+            "trainer": t is not None,
+            "engines": len(engines.get(sync, [])),
+        }
         if t is None or not engines.get(sync):
             entry["ok"] = False
             ok = False
             out["syncs"].append(entry)
             continue
         per_engine = []
-        if t.get("logprobs") is None:   # the trainer's forward failed: the weight digests still compare
+        if t.get("logprobs") is None:  # the trainer's forward failed: the weight digests still compare
             for p in sorted(engines[sync]):
                 e = torch.load(p, weights_only=False)
-                per_engine.append({"file": p.name, "digest_equal": e["digest"] == t["digest"], "ok": False,
-                                   "trainer_forward_error": (t.get("forward_error") or "")[-2000:]})
+                per_engine.append(
+                    {
+                        "file": p.name,
+                        "digest_equal": e["digest"] == t["digest"],
+                        "ok": False,
+                        "trainer_forward_error": (t.get("forward_error") or "")[-2000:],
+                    }
+                )
             entry["per_engine"] = per_engine
             entry["ok"] = False
             ok = False
@@ -236,19 +257,34 @@ def check_probes(debug: Path) -> dict[str, Any]:
             argmax = (e["logprobs"].argmax(-1) == t["logprobs"].argmax(-1)).float().mean().item()
             same = e.get("logprobs_trainer_attention")
             same_d = (same - t["logprobs"]).abs().max().item() if same is not None else None
-            info = {"file": p.name, "digest_equal": e["digest"] == t["digest"], "same_probe": same_ids,
-                    "logprob_max_abs_diff": d.max().item(), "logprob_mean_abs_diff": d.mean().item(),
-                    "argmax_agreement": argmax, "engine_attn": e.get("attn_implementation"),
-                    "trainer_attn": t.get("attn_implementation"),
-                    "logprob_max_abs_diff_same_attention": same_d,
-                    "same_attention_error": e.get("trainer_attention_error"), "engine_calls": e.get("calls")}
-            serving_ok = info["logprob_max_abs_diff"] <= SERVING_MAX_TOL and \
-                info["logprob_mean_abs_diff"] <= SERVING_MEAN_TOL
-            info["ok"] = bool(info["digest_equal"] and same_ids and serving_ok
-                              and (same_d is None or same_d <= SAME_ATTN_TOL))
+            info = {
+                "file": p.name,
+                "digest_equal": e["digest"] == t["digest"],
+                "same_probe": same_ids,
+                "logprob_max_abs_diff": d.max().item(),
+                "logprob_mean_abs_diff": d.mean().item(),
+                "argmax_agreement": argmax,
+                "engine_attn": e.get("attn_implementation"),
+                "trainer_attn": t.get("attn_implementation"),
+                "logprob_max_abs_diff_same_attention": same_d,
+                "same_attention_error": e.get("trainer_attention_error"),
+                "engine_calls": e.get("calls"),
+            }
+            serving_ok = (
+                info["logprob_max_abs_diff"] <= SERVING_MAX_TOL
+                and info["logprob_mean_abs_diff"] <= SERVING_MEAN_TOL
+            )
+            info["ok"] = bool(
+                info["digest_equal"]
+                and same_ids
+                and serving_ok
+                and (same_d is None or same_d <= SAME_ATTN_TOL)
+            )
             per_engine.append(info)
         entry["per_engine"] = per_engine
-        entry["weights_changed_since_previous_sync"] = None if prev_digest is None else prev_digest != t["digest"]
+        entry["weights_changed_since_previous_sync"] = (
+            None if prev_digest is None else prev_digest != t["digest"]
+        )
         prev_digest = t["digest"]
         entry["ok"] = all(x["ok"] for x in per_engine)
         ok &= entry["ok"]
@@ -258,9 +294,11 @@ def check_probes(debug: Path) -> dict[str, Any]:
 
 
 # --- log trimming -----------------------------------------------------------------------------------------------
-KEEP = re.compile(r"=== |Global step|vllm-shim|WideSeek|wideseek|Traceback|Error|error:|FAILED|Exception|"
-                  r"checkpoint|Saving|saved|ray_version|ZeRO|zero_stage|stage 3|FusedAdam|rc=|CHECK|WARNING: ",
-                  re.IGNORECASE)
+KEEP = re.compile(
+    r"=== |Global step|vllm-shim|WideSeek|wideseek|Traceback|Error|error:|FAILED|Exception|"
+    r"checkpoint|Saving|saved|ray_version|ZeRO|zero_stage|stage 3|FusedAdam|rc=|CHECK|WARNING: ",
+    re.IGNORECASE,
+)
 
 
 def trim_log(text: str, limit: int = 600) -> str:
@@ -270,33 +308,63 @@ def trim_log(text: str, limit: int = 600) -> str:
         if i < 40 or i >= len(lines) - 80 or KEEP.search(ln):
             keep.append(f"{i + 1:6d}: {ln}")
     tracebacks = [i for i, ln in enumerate(lines) if "Traceback" in ln]
-    for i in tracebacks[:3]:   # the first tracebacks in full (the rest are usually their echoes)
+    for i in tracebacks[:3]:  # the first tracebacks in full (the rest are usually their echoes)
         keep.extend(f"{j + 1:6d}: {lines[j]}" for j in range(i, min(len(lines), i + 40)))
     keep = sorted(set(keep), key=lambda s: int(s.split(":", 1)[0]))
     if len(keep) > limit:
-        keep = keep[: limit // 2] + [f"... {len(keep) - limit} kept lines cut ..."] + keep[-limit // 2:]
+        keep = keep[: limit // 2] + [f"... {len(keep) - limit} kept lines cut ..."] + keep[-limit // 2 :]
     return "\n".join(keep) + "\n"
 
 
 REAL_VS_SHIMMED = [
-    {"part": "driver", "real": "python -m training.openrlhf_ext.train -> openrlhf.cli.train_ppo_ray, started by "
-                                "training/launch/train_single_node.sh (unmodified)", "shimmed": ""},
-    {"part": "Ray", "real": "local cluster started by OpenRLHF's ray.init; placement groups; actors", "shimmed": ""},
-    {"part": "extension in Ray workers", "real": "worker_process_setup_hook -> import hook rebinding OpenRLHF's "
-                                                 "four classes", "shimmed": ""},
-    {"part": "policy and reference models", "real": "DeepSpeed ZeRO-3, bf16, FusedAdam, gradient checkpointing, "
-                                                     "sleep mode (offload/reload)", "shimmed": ""},
-    {"part": "attention kernels in training", "real": "transformers' flash_attention_2 path with packed rows",
-     "shimmed": "flash_attn functions: per-sequence torch SDPA (tests/gpu/flash_attn_shim)"},
-    {"part": "rollout engines", "real": "OpenRLHF RolloutRayActor, create_vllm_engines, WorkerWrap; the agent "
-                                        "executor, endpoint and WideSeek graph inside the actor",
-     "shimmed": "vLLM's AsyncLLMEngine/worker: training.hf_engine.HFEngine behind tests/gpu/vllm_shim"},
-    {"part": "weight sync", "real": "OpenRLHF broadcast_to_vllm: ZeRO-3 gather, CUDA IPC handles, "
-                                    "WorkerWrap.update_weight_cuda_ipc -> load_weights",
-     "shimmed": "load_weights lands in HFEngine.load_weights instead of vLLM's model loader"},
-    {"part": "reward", "real": "official WideSeek-R1 reward (exact matching) on the synthetic world",
-     "shimmed": "plus a shaped term (tests/gpu/smoke_reward.py) so one task's rollouts differ"},
-    {"part": "policy model", "real": "tiny Qwen3 (closed-loop tokenizer, SFT on scripted rollouts)", "shimmed": ""},
+    {
+        "part": "driver",
+        "real": "python -m training.openrlhf_ext.train -> openrlhf.cli.train_ppo_ray, started by "
+        "training/launch/train_single_node.sh (unmodified)",
+        "shimmed": "",
+    },
+    {
+        "part": "Ray",
+        "real": "local cluster started by OpenRLHF's ray.init; placement groups; actors",
+        "shimmed": "",
+    },
+    {
+        "part": "extension in Ray workers",
+        "real": "worker_process_setup_hook -> import hook rebinding OpenRLHF's four classes",
+        "shimmed": "",
+    },
+    {
+        "part": "policy and reference models",
+        "real": "DeepSpeed ZeRO-3, bf16, FusedAdam, gradient checkpointing, sleep mode (offload/reload)",
+        "shimmed": "",
+    },
+    {
+        "part": "attention kernels in training",
+        "real": "transformers' flash_attention_2 path with packed rows",
+        "shimmed": "flash_attn functions: per-sequence torch SDPA (tests/gpu/flash_attn_shim)",
+    },
+    {
+        "part": "rollout engines",
+        "real": "OpenRLHF RolloutRayActor, create_vllm_engines, WorkerWrap; the agent "
+        "executor, endpoint and WideSeek graph inside the actor",
+        "shimmed": "vLLM's AsyncLLMEngine/worker: training.hf_engine.HFEngine behind tests/gpu/vllm_shim",
+    },
+    {
+        "part": "weight sync",
+        "real": "OpenRLHF broadcast_to_vllm: ZeRO-3 gather, CUDA IPC handles, "
+        "WorkerWrap.update_weight_cuda_ipc -> load_weights",
+        "shimmed": "load_weights lands in HFEngine.load_weights instead of vLLM's model loader",
+    },
+    {
+        "part": "reward",
+        "real": "official WideSeek-R1 reward (exact matching) on the synthetic world",
+        "shimmed": "plus a shaped term (tests/gpu/smoke_reward.py) so one task's rollouts differ",
+    },
+    {
+        "part": "policy model",
+        "real": "tiny Qwen3 (closed-loop tokenizer, SFT on scripted rollouts)",
+        "shimmed": "",
+    },
 ]
 
 
@@ -311,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wall", type=float)
     p.add_argument("--min-steps", type=int, default=2)
     p.add_argument("--trimmed-log", type=Path)
-    p.add_argument("--env", action="append", default=[], help="NAME=VALUE of the launch's knobs, for the record")
+    p.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE of the launch's knobs, for the record"
+    )
     args = p.parse_args(argv)
 
     log = args.log.read_text(errors="replace") if args.log.is_file() else ""
@@ -319,8 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     ck = checkpoints(args.run)
     saved_steps = sorted(int(m.group(1)) for d in ck["deepspeed"] if (m := re.match(r"global_step(\d+)$", d)))
     command_log = args.run / "command.log"
-    command = [ln for ln in command_log.read_text().splitlines() if ln and not ln.startswith("#")][-1:] \
-        if command_log.is_file() else []
+    command = (
+        [ln for ln in command_log.read_text().splitlines() if ln and not ln.startswith("#")][-1:]
+        if command_log.is_file()
+        else []
+    )
     results: dict[str, Any] = {
         "issue": 10,
         "what": "training/launch/train_single_node.sh, unmodified, with scaled-down documented variables",
@@ -336,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoints": ck,
         "real_vs_shimmed": REAL_VS_SHIMMED,
         "packing": "on: OpenRLHF forces --ds.packing_samples with --train.dynamic_batch_enable (required by the "
-                   "extension) and then flash_attention_2; flash-attn itself cannot be installed on this machine, "
-                   "so its kernels are the tests/gpu/flash_attn_shim stand-in",
+        "extension) and then flash_attention_2; flash-attn itself cannot be installed on this machine, "
+        "so its kernels are the tests/gpu/flash_attn_shim stand-in",
     }
     if args.prep is not None and args.prep.is_file():
         results["prep"] = json.loads(args.prep.read_text())
@@ -352,10 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     checks = {
         f"at least {args.min_steps} training steps completed": results["steps_completed"] >= args.min_steps,
         "a checkpoint was saved (DeepSpeed and HF)": bool(ck["deepspeed"]) and bool(ck["hf_complete"]),
-        "rows per rollout > 1 reached the trainer, every row trained once, advantages = recomputation":
-            bool(results["extension"].get("ok")),
-        "after each broadcast the engines' weights equal the trainer's and their logits agree":
-            bool(results["weight_sync"].get("ok")),
+        "rows per rollout > 1 reached the trainer, every row trained once, advantages = recomputation": bool(
+            results["extension"].get("ok")
+        ),
+        "after each broadcast the engines' weights equal the trainer's and their logits agree": bool(
+            results["weight_sync"].get("ok")
+        ),
     }
     results["checks"] = checks
     results["pass"] = all(checks.values())
@@ -365,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         args.trimmed_log.write_text(trim_log(log))
     for name, ok in checks.items():
         print(f"CHECK {'PASS' if ok else 'FAIL'}: {name}")
-    print(f"CHECK steps_completed={results['steps_completed']} ray={results['ray_version']} "
-          f"results={args.out}")
+    print(
+        f"CHECK steps_completed={results['steps_completed']} ray={results['ray_version']} results={args.out}"
+    )
     return 0 if results["pass"] else 1
 
 

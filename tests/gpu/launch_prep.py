@@ -34,11 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--model", type=Path, help="a closed-loop SFT model folder with loop_config.json")
-    p.add_argument("--tasks", type=int, default=6, help="tasks in the prompt dataset (tasks per step x steps)")
+    p.add_argument(
+        "--tasks", type=int, default=6, help="tasks in the prompt dataset (tasks per step x steps)"
+    )
     p.add_argument("--rollout-timeout", type=float, default=300.0)
     p.add_argument("--on-rollout-error", choices=["raise", "drop"], default="drop")
-    p.add_argument("--reward", choices=["smoke", "official"], default="smoke",
-                   help="smoke: tests/gpu/smoke_reward.py (official + shaped, so rewards vary); official: exact")
+    p.add_argument(
+        "--reward",
+        choices=["smoke", "official"],
+        default="smoke",
+        help="smoke: tests/gpu/smoke_reward.py (official + shaped, so rewards vary); official: exact",
+    )
     args = p.parse_args(argv)
 
     from training.closed_loop.config import LoopConfig
@@ -80,16 +86,28 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     settings = {
         "graph": executor_graph_settings(cfg, train),
-        "reward": ({"function": f"{REPO / 'tests' / 'gpu' / 'smoke_reward.py'}:reward"} if args.reward == "smoke"
-                   else {"mode": "benchmark", "judge": "exact"}),
+        "reward": (
+            {"function": f"{REPO / 'tests' / 'gpu' / 'smoke_reward.py'}:reward"}
+            if args.reward == "smoke"
+            else {"mode": "benchmark", "judge": "exact"}
+        ),
         "rollout_timeout": args.rollout_timeout,
         "on_rollout_error": args.on_rollout_error,
     }
     (work / "rollout.json").write_text(json.dumps(settings, indent=2))
-    info = {"model": str(model), "model_origin": origin, "reward": settings["reward"], "tasks": len(records), "max_len": cfg.max_len,
-            "max_new_tokens": cfg.max_new_tokens, "train_data": str(work / "train.jsonl"),
-            "rollout_config": str(work / "rollout.json"), "world_seed": cfg.train_world_seed,
-            "instance_ids": [r["instance_id"] for r in records], "seconds": round(time.perf_counter() - t0, 2)}
+    info = {
+        "model": str(model),
+        "model_origin": origin,
+        "reward": settings["reward"],
+        "tasks": len(records),
+        "max_len": cfg.max_len,
+        "max_new_tokens": cfg.max_new_tokens,
+        "train_data": str(work / "train.jsonl"),
+        "rollout_config": str(work / "rollout.json"),
+        "world_seed": cfg.train_world_seed,
+        "instance_ids": [r["instance_id"] for r in records],
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
     (work / "prep.json").write_text(json.dumps(info, indent=2))
     print(json.dumps(info))
     return 0

@@ -15,12 +15,17 @@ from typing import Any
 async def reward(result: Any, label: Any) -> tuple[float, dict[str, float]]:
     from langgraph_wideseek.eval.judge import ExactJudge
     from langgraph_wideseek.reward import compute_reward
-
     from training.reward import label_to_task
 
-    official = await compute_reward(result, label_to_task(label, result.question), judge=ExactJudge(),
-                                    mode="benchmark")
+    official = await compute_reward(
+        result, label_to_task(label, result.question), judge=ExactJudge(), mode="benchmark"
+    )
     subagents = len(result.trajectory.subagents) if result.trajectory is not None else 0
-    shaped = 0.1 * min(subagents, 4) + 0.2 * float(result.table is not None) + 0.05 * float(result.status == "ok")
-    return official.total + shaped, {"official": float(official.total), "shaped": shaped,
-                                     "subagents": float(subagents)}
+    shaped = (
+        0.1 * min(subagents, 4) + 0.2 * float(result.table is not None) + 0.05 * float(result.status == "ok")
+    )
+    return official.total + shaped, {
+        "official": float(official.total),
+        "shaped": shaped,
+        "subagents": float(subagents),
+    }

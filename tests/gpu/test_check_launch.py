@@ -16,17 +16,20 @@ pytest.importorskip("openrlhf")
 sys.path.append(str(Path(__file__).resolve().parents[1] / "training" / "stubs"))
 sys.path.append(str(Path(__file__).resolve().parent))
 
+import check_launch  # noqa: E402
 from ext_fixtures import make_rollout  # noqa: E402
 
-import check_launch  # noqa: E402
-
 GROUPS = {  # task group -> rollouts: (reward, {agent: [(prompt_len, completion_len) per turn]})
-    0: [(1.0, {"lead": [(9, 4), (15, 3)], "sub-1": [(6, 5)]}),
+    0: [
+        (1.0, {"lead": [(9, 4), (15, 3)], "sub-1": [(6, 5)]}),
         (0.25, {"lead": [(9, 2)]}),
-        (0.5, {"lead": [(9, 3), (14, 2)], "sub-1": [(6, 2), (10, 2)], "sub-2": [(7, 6)]})],
-    1: [(0.0, {"lead": [(11, 3)], "sub-1": [(5, 4)]}),
+        (0.5, {"lead": [(9, 3), (14, 2)], "sub-1": [(6, 2), (10, 2)], "sub-2": [(7, 6)]}),
+    ],
+    1: [
+        (0.0, {"lead": [(11, 3)], "sub-1": [(5, 4)]}),
         (0.75, {"lead": [(11, 5), (18, 2)]}),
-        (0.75, {"lead": [(11, 2)], "sub-1": [(5, 3)]})],
+        (0.75, {"lead": [(11, 2)], "sub-1": [(5, 3)]}),
+    ],
 }
 
 
@@ -44,8 +47,10 @@ def simulate_step(debug_dir: Path, monkeypatch, *, corrupt: bool = False) -> int
     monkeypatch.setattr(debug, "_experience_steps", 0)
     stamped = []
     for group, rollouts in GROUPS.items():
-        results = [make_rollout(f"g{group}-r{i}", reward, agents, seed=group)
-                   for i, (reward, agents) in enumerate(rollouts)]
+        results = [
+            make_rollout(f"g{group}-r{i}", reward, agents, seed=group)
+            for i, (reward, agents) in enumerate(rollouts)
+        ]
         debug.dump_rollout_group(group, results)
         for sample, rows in enumerate(results):
             stamped.extend(stamp_rollout(rows, group=group, sample=sample))
@@ -57,7 +62,7 @@ def simulate_step(debug_dir: Path, monkeypatch, *, corrupt: bool = False) -> int
     stamps = [st for _, st in stamped]
     assign_advantages(experiences, stamps, advantage_clip=(-10.0, 10.0))
     debug.dump_experience_batch(experiences, stamps)
-    if corrupt:   # a bug between the experience maker and the actor: one row's advantage is off by 1%
+    if corrupt:  # a bug between the experience maker and the actor: one row's advantage is off by 1%
         experiences[3].advantages = experiences[3].advantages * 1.01
     args = NS(actor=NS(num_nodes=1, num_gpus_per_node=2), ds=NS(ring_attn_size=1, tensor_parallel_size=1))
     ranks = balance_experiences(experiences, args)
@@ -74,7 +79,9 @@ def test_checker_recomputes_the_advantages_each_rank_trained_on(tmp_path, monkey
     (step,) = out["steps"]
     assert step["rows"] == step["rows_trained_by_actor_ranks"] == rows and step["rollouts"] == 6
     assert step["rows_per_rollout_max"] == 5 and step["ranks"] == [0, 1]
-    assert step["advantage_max_abs_diff_actor_vs_recomputed"] < 1e-5 and step["rows_with_nonzero_advantage"] > 0
+    assert (
+        step["advantage_max_abs_diff_actor_vs_recomputed"] < 1e-5 and step["rows_with_nonzero_advantage"] > 0
+    )
     assert step["rewards_by_group"] == {0: [1.0, 0.25, 0.5], 1: [0.0, 0.75, 0.75]}
 
 
@@ -94,14 +101,31 @@ def test_results_file_and_trimmed_log(tmp_path, monkeypatch):
     (hf / "model.safetensors").write_bytes(b"x")
     (run / "command.log").write_text("# 2026-11-28T00:00:00Z\npython3 -m training.openrlhf_ext.train --x 1\n")
     log = tmp_path / "log"
-    log.write_text("=== [0 s] install\n" + "noise\n" * 600 + "INFO ✨ Global step 1: {}\nINFO ✨ Global step 2: {}\n"
-                   "Traceback (most recent call last):\n  File x\nValueError: boom\n")
+    log.write_text(
+        "=== [0 s] install\n" + "noise\n" * 600 + "INFO ✨ Global step 1: {}\nINFO ✨ Global step 2: {}\n"
+        "Traceback (most recent call last):\n  File x\nValueError: boom\n"
+    )
     out = tmp_path / "results.json"
-    rc = check_launch.main(["--run", str(run), "--debug", str(tmp_path / "debug"), "--log", str(log),
-                            "--out", str(out), "--exit-code", "0", "--trimmed-log", str(tmp_path / "trim"),
-                            "--env", "GROUP=3"])
+    rc = check_launch.main(
+        [
+            "--run",
+            str(run),
+            "--debug",
+            str(tmp_path / "debug"),
+            "--log",
+            str(log),
+            "--out",
+            str(out),
+            "--exit-code",
+            "0",
+            "--trimmed-log",
+            str(tmp_path / "trim"),
+            "--env",
+            "GROUP=3",
+        ]
+    )
     res = json.loads(out.read_text())
-    assert rc == 1 and res["pass"] is False   # no probe files: the weight-sync check fails, and says so
+    assert rc == 1 and res["pass"] is False  # no probe files: the weight-sync check fails, and says so
     assert res["steps_completed"] == 2 and res["command"].endswith("--x 1") and res["knobs"] == {"GROUP": "3"}
     assert res["ray_version"] and res["checkpoints"]["hf_complete"] == ["global_step2_hf"]
     assert {"part", "real", "shimmed"} <= set(res["real_vs_shimmed"][0])

@@ -45,20 +45,23 @@ def reference(q, k, v, causal, scale):
 def test_varlen_attends_within_each_sequence_with_gqa_and_causal_alignment():
     fa = load_shim()["flash_attn"]
     g = torch.Generator().manual_seed(0)
-    lens_q, lens_k = [5, 1, 7], [5, 3, 9]   # the second and third sequences have a longer key side
+    lens_q, lens_k = [5, 1, 7], [5, 3, 9]  # the second and third sequences have a longer key side
     q = torch.randn(sum(lens_q), 4, 8, generator=g)
     k = torch.randn(sum(lens_k), 2, 8, generator=g)
     v = torch.randn(sum(lens_k), 2, 8, generator=g)
     cq = torch.tensor([0, *torch.tensor(lens_q).cumsum(0).tolist()], dtype=torch.int32)
     ck = torch.tensor([0, *torch.tensor(lens_k).cumsum(0).tolist()], dtype=torch.int32)
     for causal in (True, False):
-        out = fa.flash_attn_varlen_func(q, k, v, cq, ck, max(lens_q), max(lens_k), softmax_scale=0.3, causal=causal)
+        out = fa.flash_attn_varlen_func(
+            q, k, v, cq, ck, max(lens_q), max(lens_k), softmax_scale=0.3, causal=causal
+        )
         for i in range(3):
-            want = reference(q[cq[i]:cq[i + 1]], k[ck[i]:ck[i + 1]], v[ck[i]:ck[i + 1]], causal, 0.3)
-            torch.testing.assert_close(out[cq[i]:cq[i + 1]], want, rtol=1e-5, atol=1e-5)
+            want = reference(q[cq[i] : cq[i + 1]], k[ck[i] : ck[i + 1]], v[ck[i] : ck[i + 1]], causal, 0.3)
+            torch.testing.assert_close(out[cq[i] : cq[i + 1]], want, rtol=1e-5, atol=1e-5)
     dense = fa.flash_attn_func(q[None, :5], k[None, :5], v[None, :5], causal=True)
-    torch.testing.assert_close(dense[0], reference(q[:5], k[:5], v[:5], True, 1 / math.sqrt(8)), rtol=1e-5,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        dense[0], reference(q[:5], k[:5], v[:5], True, 1 / math.sqrt(8)), rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(NotImplementedError):
         fa.flash_attn_varlen_func(q, k, v, cq, ck, 7, 9, window_size=(3, 0))
 
@@ -81,8 +84,8 @@ def test_transformers_flash_attention_2_path_through_the_shim_equals_sdpa(monkey
     mods = load_shim()
     monkeypatch.setitem(sys.modules, "flash_attn", mods["flash_attn"])
     monkeypatch.setitem(sys.modules, "flash_attn.bert_padding", mods["flash_attn.bert_padding"])
-    monkeypatch.setattr(mfau, "is_flash_attn_2_available", lambda *a, **k: True)   # it asks for CUDA
-    clear = getattr(mfau._lazy_imports, "cache_clear", lambda: None)   # lru_cache in transformers 5.17
+    monkeypatch.setattr(mfau, "is_flash_attn_2_available", lambda *a, **k: True)  # it asks for CUDA
+    clear = getattr(mfau._lazy_imports, "cache_clear", lambda: None)  # lru_cache in transformers 5.17
     clear()
     monkeypatch.setattr(mfau, "_loaded_implementation", None)
     try:
@@ -90,21 +93,22 @@ def test_transformers_flash_attention_2_path_through_the_shim_equals_sdpa(monkey
         g = torch.Generator().manual_seed(1)
         seqs = [torch.randint(0, 128, (n,), generator=g) for n in (9, 4, 13)]
         with torch.no_grad():
-            want = [model(input_ids=s[None]).logits[0] for s in seqs]           # SDPA, one sequence at a time
+            want = [model(input_ids=s[None]).logits[0] for s in seqs]  # SDPA, one sequence at a time
             model.config._attn_implementation = "flash_attention_2"
             packed = torch.cat(seqs)[None]
             pos = torch.cat([torch.arange(len(s)) for s in seqs])[None]
-            got = model(input_ids=packed, position_ids=pos).logits[0]           # OpenRLHF's packed layout
+            got = model(input_ids=packed, position_ids=pos).logits[0]  # OpenRLHF's packed layout
             torch.testing.assert_close(got, torch.cat(want), rtol=1e-4, atol=1e-4)
             # left-padded batch with a mask: transformers unpads and calls the varlen kernel
             width = max(len(s) for s in seqs)
             ids = torch.zeros(3, width, dtype=torch.long)
             mask = torch.zeros(3, width, dtype=torch.long)
             for i, s in enumerate(seqs):
-                ids[i, width - len(s):], mask[i, width - len(s):] = s, 1
-            padded = model(input_ids=ids, attention_mask=mask,
-                           position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+                ids[i, width - len(s) :], mask[i, width - len(s) :] = s, 1
+            padded = model(
+                input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)
+            ).logits
             for i, s in enumerate(seqs):
-                torch.testing.assert_close(padded[i, width - len(s):], want[i], rtol=1e-4, atol=1e-4)
+                torch.testing.assert_close(padded[i, width - len(s) :], want[i], rtol=1e-4, atol=1e-4)
     finally:
         clear()

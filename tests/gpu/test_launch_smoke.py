@@ -21,7 +21,9 @@ SINGLE = REPO / "training" / "launch" / "train_single_node.sh"
 
 
 def launch_helpers():
-    spec = importlib.util.spec_from_file_location("_launch_tests", REPO / "tests" / "training" / "test_launch.py")
+    spec = importlib.util.spec_from_file_location(
+        "_launch_tests", REPO / "tests" / "training" / "test_launch.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -30,8 +32,13 @@ def launch_helpers():
 def smoke_command(work: Path, **env: str) -> str:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("WIDESEEK_", "WANDB"))}
     base.update(env, WORK=str(work), DRY_RUN="1")
-    out = subprocess.run(["bash", "-c", f"source {ENV_FILE} && bash {SINGLE}"], env=base, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "-c", f"source {ENV_FILE} && bash {SINGLE}"],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -39,7 +46,7 @@ def smoke_command(work: Path, **env: str) -> str:
 @pytest.mark.parametrize("gpus", ["1", "2"])
 def test_the_scaled_down_command_parses_and_passes_the_extension(tmp_path, gpus):
     t = launch_helpers()
-    t.openrlhf_source()   # skips without OpenRLHF
+    t.openrlhf_source()  # skips without OpenRLHF
     config = pytest.importorskip("training.openrlhf_ext.config")
     a = t.parse(t.trainer_flags(smoke_command(tmp_path, GPUS=gpus)))
     assert config.config_problems(a) == []
@@ -51,7 +58,7 @@ def test_the_scaled_down_command_parses_and_passes_the_extension(tmp_path, gpus)
     assert a.train.colocate_all and a.vllm.enable_sleep and a.ds.enable_sleep
     assert a.actor.num_gpus_per_node == a.ref.num_gpus_per_node == a.vllm.num_engines == int(gpus)
     assert a.ckpt.save_steps == 1 and a.ckpt.save_hf and a.ckpt.path == str(tmp_path / "run" / "ckpt")
-    assert a.train.max_tokens_per_gpu == 16384 and a.algo.kl.init_coef == 0.001   # the reference model runs
+    assert a.train.max_tokens_per_gpu == 16384 and a.algo.kl.init_coef == 0.001  # the reference model runs
 
 
 def test_openrlhf_forces_flash_attention_2_whenever_the_extension_runs():
@@ -72,8 +79,21 @@ def test_launch_prep_writes_the_dataset_and_rollout_settings(tmp_path):
     model.mkdir()
     (model / "loop_config.json").write_text(LoopConfig.for_profile("cpu").model_dump_json())
     work = tmp_path / "work"
-    out = subprocess.run([sys.executable, str(REPO / "tests" / "gpu" / "launch_prep.py"), "--work", str(work),
-                          "--model", str(model), "--tasks", "4"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tests" / "gpu" / "launch_prep.py"),
+            "--work",
+            str(work),
+            "--model",
+            str(model),
+            "--tasks",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
     assert len(records) == 4 and {"prompt", "label", "datasource"} <= set(records[0])
@@ -92,20 +112,59 @@ def test_rollout_half_of_the_launch_on_a_local_ray(tmp_path):
     from training.tiny_qwen3 import build_model
 
     src = tmp_path / "model-src"
-    tok = transformers.AutoTokenizer.from_pretrained(str(REPO / "tests" / "training" / "assets" / "tiny-qwen3"))
+    tok = transformers.AutoTokenizer.from_pretrained(
+        str(REPO / "tests" / "training" / "assets" / "tiny-qwen3")
+    )
     build_model(len(tok), preset="test", max_position_embeddings=4096, seed=0).save_pretrained(str(src))
     tok.save_pretrained(str(src))
     (src / "loop_config.json").write_text(LoopConfig.for_profile("cpu").model_dump_json())
     prep = tmp_path / "prep"
     py = sys.executable
-    out = subprocess.run([py, str(REPO / "tests" / "gpu" / "launch_prep.py"), "--work", str(prep), "--model",
-                          str(src), "--tasks", "2"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            py,
+            str(REPO / "tests" / "gpu" / "launch_prep.py"),
+            "--work",
+            str(prep),
+            "--model",
+            str(src),
+            "--tasks",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in (
-        "tests/gpu/vllm_shim", "tests/gpu/flash_attn_shim", ".")), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    out = subprocess.run([py, str(REPO / "tests" / "gpu" / "rollout_half.py"), "--prep", str(prep), "--groups", "2",
-                          "--group-size", "3", "--max-new-tokens", "24", "--max-len", "4096", "--num-cpus", "2"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            str(REPO / p) for p in ("tests/gpu/vllm_shim", "tests/gpu/flash_attn_shim", ".")
+        ),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    out = subprocess.run(
+        [
+            py,
+            str(REPO / "tests" / "gpu" / "rollout_half.py"),
+            "--prep",
+            str(prep),
+            "--groups",
+            "2",
+            "--group-size",
+            "3",
+            "--max-new-tokens",
+            "24",
+            "--max-len",
+            "4096",
+            "--num-cpus",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["groups"] == 2 and res["rollouts"] == 6 and res["rows"] >= 6 and res["prompts_consumed"] == 2

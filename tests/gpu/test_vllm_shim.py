@@ -11,7 +11,6 @@ on "cuda", CUDA streams, IPC handles) are redirected to the CPU here; the GPU ru
 from __future__ import annotations
 
 import ast
-import asyncio
 import copy
 import importlib
 import pickle
@@ -37,8 +36,11 @@ WRAP = "openrlhf.trainer.ray.vllm_worker_wrap.WorkerWrap"
 def shim():
     """``import vllm`` resolves to the shim inside this module only; everything imported meanwhile is forgotten
     afterwards (so other tests still see whatever vLLM the environment really has, usually none)."""
+
     def bound_to_vllm(name: str) -> bool:
-        return name.split(".")[0] == "vllm" or name.startswith(("openrlhf.trainer", "openrlhf.utils.distributed"))
+        return name.split(".")[0] == "vllm" or name.startswith(
+            ("openrlhf.trainer", "openrlhf.utils.distributed")
+        )
 
     # a real vLLM imported earlier in this process (and OpenRLHF modules bound to it) step aside meanwhile
     saved = {n: m for n, m in sys.modules.items() if bound_to_vllm(n)}
@@ -84,10 +86,26 @@ def rollout_actor_class():
 
 def engine_kwargs(model_dir, **over):
     """What ``create_vllm_engines`` passes to ``RolloutRayActor`` (colocated, sleep mode on)."""
-    kw = dict(model=str(model_dir), enforce_eager=False, worker_extension_cls=WRAP, tensor_parallel_size=1, seed=0,
-              distributed_executor_backend="uni", max_model_len=512, enable_prefix_caching=True, dtype="float32",
-              trust_remote_code=True, full_determinism=False, gpu_memory_utilization=0.6, bundle_indices=None,
-              num_gpus=0.2, enable_sleep_mode=True, agent_func_path=None, remote_rm_url=None, mm_pad_token_ids=set())
+    kw = dict(
+        model=str(model_dir),
+        enforce_eager=False,
+        worker_extension_cls=WRAP,
+        tensor_parallel_size=1,
+        seed=0,
+        distributed_executor_backend="uni",
+        max_model_len=512,
+        enable_prefix_caching=True,
+        dtype="float32",
+        trust_remote_code=True,
+        full_determinism=False,
+        gpu_memory_utilization=0.6,
+        bundle_indices=None,
+        num_gpus=0.2,
+        enable_sleep_mode=True,
+        agent_func_path=None,
+        remote_rm_url=None,
+        mm_pad_token_ids=set(),
+    )
     kw.update(over)
     return kw
 
@@ -100,8 +118,15 @@ async def make_actor(model_dir, **over):
 
 def sampling(shim, **kw):
     # what OpenRLHF's SamplesGenerator builds (samples_generator.py), plus per-test overrides
-    base = dict(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=10, min_tokens=1, skip_special_tokens=False,
-                logprobs=None)
+    base = dict(
+        temperature=1.0,
+        top_p=1.0,
+        top_k=-1,
+        max_tokens=10,
+        min_tokens=1,
+        skip_special_tokens=False,
+        logprobs=None,
+    )
     base.update(kw)
     return shim.SamplingParams(**base)
 
@@ -113,7 +138,7 @@ async def test_generation_through_openrlhfs_actor_equals_a_plain_hf_engine(shim,
     actor = await make_actor(model_dir)
     try:
         assert actor.llm.dtype == torch.float32 and actor.llm.device.type == "cpu"
-        await actor.wake_up()                          # engines start asleep in sleep mode; generation wakes them
+        await actor.wake_up()  # engines start asleep in sleep mode; generation wakes them
         prompt = [5, 17, 42, 9, 33]
         out = await actor.generate(prompt, sampling(shim, temperature=0.0, logprobs=1))
         assert out.prompt_token_ids == prompt and actor.get_num_unfinished_requests() == 0
@@ -147,12 +172,12 @@ async def test_sleep_and_wake_follow_vllm_and_refuse_out_of_order_use(shim, mode
         name, p = next(iter(actor.llm.hf.model.named_parameters()))
         with pytest.raises(RuntimeError, match="wake_up"):
             actor.llm._load_weights([(name, p.detach().clone())])
-        await actor.wake_up(tags=["weights"])          # what PPOTrainer.broadcast_to_vllm does first
+        await actor.wake_up(tags=["weights"])  # what PPOTrainer.broadcast_to_vllm does first
         actor.llm._load_weights([(name, p.detach().clone())])
         with pytest.raises(RuntimeError, match="sleeps"):
             await actor.generate([1, 2, 3], sampling(shim))
-        await actor.wake_up()                          # what the samples generator does before generating
-        await actor.wake_up()                          # waking an awake engine is harmless, as in vLLM
+        await actor.wake_up()  # what the samples generator does before generating
+        await actor.wake_up()  # waking an awake engine is harmless, as in vLLM
         out = await actor.generate([1, 2, 3], sampling(shim, max_tokens=3))
         assert len(out.outputs[0].token_ids) == 3
         await actor.reset_prefix_cache()
@@ -184,15 +209,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follows(shim, model_dir, cuda_on_cpu,
-                                                                                   tmp_path, monkeypatch):
+async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follows(
+    shim, model_dir, cuda_on_cpu, tmp_path, monkeypatch
+):
     """OpenRLHF's trainer side (stateless_init_process_group + broadcast, as ActorPPOTrainer does for non-colocated
     engines) against the engine's WorkerWrap.init_process_group / update_weight, over the shim's communicator; the
     probes both sides save after the sync pass the launch check."""
     from openrlhf.utils.distributed_util import stateless_init_process_group
 
     monkeypatch.setenv("WIDESEEK_DEBUG_DIR", str(tmp_path / "debug"))
-    monkeypatch.setenv("WIDESEEK_PROBE_TRAINER_ATTN", "eager")   # on the GPU: flash_attention_2 (the trainer's)
+    monkeypatch.setenv(
+        "WIDESEEK_PROBE_TRAINER_ATTN", "eager"
+    )  # on the GPU: flash_attention_2 (the trainer's)
 
     from training.engine import read_generation
     from training.hf_engine import HFEngine
@@ -208,8 +236,11 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         params = list(new.named_parameters())
         port = free_port()
         group: dict = {}
-        trainer = threading.Thread(target=lambda: group.update(
-            pg=stateless_init_process_group("127.0.0.1", port, 0, 2, torch.device("cpu"))))
+        trainer = threading.Thread(
+            target=lambda: group.update(
+                pg=stateless_init_process_group("127.0.0.1", port, 0, 2, torch.device("cpu"))
+            )
+        )
         trainer.start()
         await actor.init_process_group("127.0.0.1", port, 1, 2, "openrlhf", backend="nccl", use_ray=False)
         trainer.join(60)
@@ -239,7 +270,7 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         sys.path.append(str(Path(__file__).resolve().parent))
         import check_launch
 
-        class DSEngine:   # what trainer.actor.model is: a DeepSpeed engine around the HF model
+        class DSEngine:  # what trainer.actor.model is: a DeepSpeed engine around the HF model
             module = new
 
             def __call__(self, **kw):
@@ -256,8 +287,9 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         actor.llm.shutdown()
 
 
-async def test_cuda_ipc_entry_point_hands_the_rebuilt_tensor_to_load_weights(shim, model_dir, cuda_on_cpu,
-                                                                             monkeypatch):
+async def test_cuda_ipc_entry_point_hands_the_rebuilt_tensor_to_load_weights(
+    shim, model_dir, cuda_on_cpu, monkeypatch
+):
     """The colocated path's plumbing: WorkerWrap.update_weight_cuda_ipc picks this GPU's handle, rebuilds the
     tensor (a stand-in rebuild function here; CUDA IPC needs a GPU) and loads it; a sync that leaves a parameter
     stale is refused."""
@@ -276,24 +308,38 @@ async def test_cuda_ipc_entry_point_hands_the_rebuilt_tensor_to_load_weights(shi
 
         for i, (name, p) in enumerate(params):
             value = torch.full_like(p.data, 0.25)
-            handles = {"GPU-this": (rebuild, (value, 1, 2, 3, 4, 5, "device-slot", 7)),
-                       "GPU-other": (None, ())}
-            await actor.update_weight_cuda_ipc(name, dtype=p.dtype, shape=p.shape, ipc_handles=handles,
-                                               empty_cache=i == len(params) - 1)
-        assert all(a[6] == actor.llm.device.index for a in seen_args)   # WorkerWrap rewrote the device slot
+            handles = {
+                "GPU-this": (rebuild, (value, 1, 2, 3, 4, 5, "device-slot", 7)),
+                "GPU-other": (None, ()),
+            }
+            await actor.update_weight_cuda_ipc(
+                name, dtype=p.dtype, shape=p.shape, ipc_handles=handles, empty_cache=i == len(params) - 1
+            )
+        assert all(a[6] == actor.llm.device.index for a in seen_args)  # WorkerWrap rewrote the device slot
         assert all(torch.all(p == 0.25) for _, p in actor.llm.hf.model.named_parameters())
         name, p = params[0]
         with pytest.raises(RuntimeError, match="stale"):
-            await actor.update_weight_cuda_ipc(name, dtype=p.dtype, shape=p.shape,
-                                               ipc_handles={"GPU-this": (rebuild, (p.data, 1, 2, 3, 4, 5, 6, 7))},
-                                               empty_cache=True)
+            await actor.update_weight_cuda_ipc(
+                name,
+                dtype=p.dtype,
+                shape=p.shape,
+                ipc_handles={"GPU-this": (rebuild, (p.data, 1, 2, 3, 4, 5, 6, 7))},
+                empty_cache=True,
+            )
     finally:
         actor.llm.shutdown()
 
 
 def test_sampling_params_take_openrlhfs_fields_and_refuse_what_the_engine_would_ignore(shim):
-    sp = shim.SamplingParams(temperature=0.7, top_p=0.9, top_k=-1, max_tokens=None, min_tokens=1,
-                             skip_special_tokens=False, logprobs=1)
+    sp = shim.SamplingParams(
+        temperature=0.7,
+        top_p=0.9,
+        top_k=-1,
+        max_tokens=None,
+        min_tokens=1,
+        skip_special_tokens=False,
+        logprobs=1,
+    )
     assert copy.deepcopy(sp) == sp
     with pytest.raises(TypeError):
         shim.SamplingParams(guided_decoding={"json": {}})
@@ -313,8 +359,14 @@ def _openrlhf_file(rel: str) -> Path:
 
 def test_every_vllm_name_openrlhf_uses_on_the_ray_path_exists_in_the_shim(shim):
     """Reads OpenRLHF's source: each ``from vllm... import X``, ``vllm.X`` and ``self.llm.X`` must resolve."""
-    files = ["trainer/ray/vllm_engine.py", "trainer/ray/vllm_worker_wrap.py", "trainer/ray/ppo_actor.py",
-             "trainer/ppo_utils/samples_generator.py", "utils/distributed_util.py", "cli/train_ppo_ray.py"]
+    files = [
+        "trainer/ray/vllm_engine.py",
+        "trainer/ray/vllm_worker_wrap.py",
+        "trainer/ray/ppo_actor.py",
+        "trainer/ppo_utils/samples_generator.py",
+        "utils/distributed_util.py",
+        "cli/train_ppo_ray.py",
+    ]
     from vllm.engine.async_llm_engine import AsyncLLMEngine, ShimWorkerBase
 
     wanted_llm: set[str] = set()
@@ -326,16 +378,35 @@ def test_every_vllm_name_openrlhf_uses_on_the_ray_path_exists_in_the_shim(shim):
                 mod = importlib.import_module(node.module)
                 for alias in node.names:
                     assert hasattr(mod, alias.name), f"{rel}: from {node.module} import {alias.name}"
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "vllm":
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "vllm"
+            ):
                 assert hasattr(shim, node.attr), f"{rel}: vllm.{node.attr}"
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-                    and node.value.attr == "llm" and isinstance(node.value.value, ast.Name)
-                    and node.value.value.id == "self"):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "llm"
+                and isinstance(node.value.value, ast.Name)
+                and node.value.value.id == "self"
+            ):
                 wanted_llm.add(node.attr)
-            if rel.endswith("vllm_worker_wrap.py") and isinstance(node, ast.Attribute) and \
-                    isinstance(node.value, ast.Name) and node.value.id == "self":
+            if (
+                rel.endswith("vllm_worker_wrap.py")
+                and isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
                 wanted_self.add(node.attr)
-    assert wanted_llm >= {"generate", "collective_rpc", "sleep", "wake_up", "is_sleeping", "reset_prefix_cache"}
+    assert wanted_llm >= {
+        "generate",
+        "collective_rpc",
+        "sleep",
+        "wake_up",
+        "is_sleeping",
+        "reset_prefix_cache",
+    }
     for attr in wanted_llm:
         assert hasattr(AsyncLLMEngine, attr) or attr == "output_processor", f"self.llm.{attr}"
     set_by_wrap = {"_model_update_with_ray", "_model_update_group"}

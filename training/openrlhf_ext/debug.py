@@ -81,15 +81,27 @@ def _dump_rollout_group(group: int, results: Sequence[Any], evaluation: bool) ->
         rows = result if isinstance(result, list) else [result]
         for i, row in enumerate(rows):
             meta = row.get("wideseek") or {}
-            records.append({
-                "group": group, "sample": sample, "row": i, "reward": float(row["reward"]),
-                "rollout_id": meta.get("rollout_id"), "agent_id": meta.get("agent_id", "single"),
-                "role": meta.get("role"), "turn": meta.get("turn", 0), "num_agents": meta.get("num_agents", 1),
-                "agent_weight": meta.get("agent_weight", 1.0), "agent_token_total": meta.get("agent_token_total"),
-                "generated_tokens": sum(int(e) - int(s) for s, e in row["action_ranges"]),
-                "tokens": len(row["observation_tokens"]), "key": row_key(row["observation_tokens"]),
-                "eval": evaluation, "pid": os.getpid(), "time": time.time(),
-            })
+            records.append(
+                {
+                    "group": group,
+                    "sample": sample,
+                    "row": i,
+                    "reward": float(row["reward"]),
+                    "rollout_id": meta.get("rollout_id"),
+                    "agent_id": meta.get("agent_id", "single"),
+                    "role": meta.get("role"),
+                    "turn": meta.get("turn", 0),
+                    "num_agents": meta.get("num_agents", 1),
+                    "agent_weight": meta.get("agent_weight", 1.0),
+                    "agent_token_total": meta.get("agent_token_total"),
+                    "generated_tokens": sum(int(e) - int(s) for s, e in row["action_ranges"]),
+                    "tokens": len(row["observation_tokens"]),
+                    "key": row_key(row["observation_tokens"]),
+                    "eval": evaluation,
+                    "pid": os.getpid(),
+                    "time": time.time(),
+                }
+            )
     append_jsonl("rollouts.jsonl", records)
 
 
@@ -120,13 +132,23 @@ def _dump_experience_batch(step: int, experiences: Sequence[Any], stamps: Sequen
         for i, ids, values, tokens in _rows_of(exp):
             st = stamps[int(exp.index[i])]
             m = exp.action_mask[i].bool()
-            records.append({
-                "step": step, "position": int(exp.index[i]), "group": st.group, "sample": st.sample,
-                "agent_id": st.meta.agent_id, "turn": st.meta.turn, "num_agents": st.meta.num_agents,
-                "reward": float(exp.rewards[i].item()), "action_tokens": tokens, "key": row_key(ids),
-                "advantage_min": min(values) if values else None, "advantage_max": max(values) if values else None,
-                "rollout_advantage": float(returns[i][m][0].item()) if tokens else None,
-            })
+            records.append(
+                {
+                    "step": step,
+                    "position": int(exp.index[i]),
+                    "group": st.group,
+                    "sample": st.sample,
+                    "agent_id": st.meta.agent_id,
+                    "turn": st.meta.turn,
+                    "num_agents": st.meta.num_agents,
+                    "reward": float(exp.rewards[i].item()),
+                    "action_tokens": tokens,
+                    "key": row_key(ids),
+                    "advantage_min": min(values) if values else None,
+                    "advantage_max": max(values) if values else None,
+                    "rollout_advantage": float(returns[i][m][0].item()) if tokens else None,
+                }
+            )
     append_jsonl("experience.jsonl", records)
 
 
@@ -140,15 +162,27 @@ def _dump_actor_micro_batch(trainer: Any, step: int, experience: Any, rank: int 
 
     if rank is None:
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    if step == 0:   # the first micro-batch of a ppo_train call: a new optimizer step
+    if step == 0:  # the first micro-batch of a ppo_train call: a new optimizer step
         trainer._wideseek_debug_call = getattr(trainer, "_wideseek_debug_call", 0) + 1
     call = getattr(trainer, "_wideseek_debug_call", 0)
-    last = trainer.replay_buffer.dynamic_optimizer_step[step] if getattr(
-        trainer.replay_buffer, "dynamic_optimizer_step", None) else None
-    records = [{"call": call, "micro_batch": step, "rank": rank, "key": row_key(ids), "action_tokens": tokens,
-                "advantage_min": min(values) if values else None, "advantage_max": max(values) if values else None,
-                "optimizer_step_ends": bool(last)}
-               for _, ids, values, tokens in _rows_of(experience)]
+    last = (
+        trainer.replay_buffer.dynamic_optimizer_step[step]
+        if getattr(trainer.replay_buffer, "dynamic_optimizer_step", None)
+        else None
+    )
+    records = [
+        {
+            "call": call,
+            "micro_batch": step,
+            "rank": rank,
+            "key": row_key(ids),
+            "action_tokens": tokens,
+            "advantage_min": min(values) if values else None,
+            "advantage_max": max(values) if values else None,
+            "optimizer_step_ends": bool(last),
+        }
+        for _, ids, values, tokens in _rows_of(experience)
+    ]
     append_jsonl(f"actor_rank{rank}.jsonl", records)
 
 
@@ -176,7 +210,12 @@ def weights_digest(named: Iterable[tuple[str, Any]]) -> str:
 def save_trainer_probe(trainer: Any) -> None:
     """On every policy rank after ``broadcast_to_vllm`` (ZeRO-3 gathers are collective); rank 0 writes."""
     trainer._wideseek_syncs = getattr(trainer, "_wideseek_syncs", 0) + 1
-    _guard(f"probe_trainer_sync{trainer._wideseek_syncs}.pt", _save_trainer_probe, trainer, trainer._wideseek_syncs)
+    _guard(
+        f"probe_trainer_sync{trainer._wideseek_syncs}.pt",
+        _save_trainer_probe,
+        trainer,
+        trainer._wideseek_syncs,
+    )
 
 
 def _save_trainer_probe(trainer: Any, sync: int) -> None:
@@ -184,8 +223,8 @@ def _save_trainer_probe(trainer: Any, sync: int) -> None:
     import torch
     import torch.distributed as dist
 
-    engine = trainer.actor.model            # the DeepSpeed engine
-    model = engine.module                   # the HF model, whose parameter names OpenRLHF broadcasts
+    engine = trainer.actor.model  # the DeepSpeed engine
+    model = engine.module  # the HF model, whose parameter names OpenRLHF broadcasts
     rank = dist.get_rank() if dist.is_initialized() else 0
     zero3 = trainer.strategy.args.ds.zero_stage == 3
     h = hashlib.sha256()
@@ -202,7 +241,7 @@ def _save_trainer_probe(trainer: Any, sync: int) -> None:
     logprobs, forward_error = None, None
     try:
         with torch.no_grad():
-            logits = engine(input_ids=ids).logits.float()   # the trainer's own forward (ZeRO-3: collective)
+            logits = engine(input_ids=ids).logits.float()  # the trainer's own forward (ZeRO-3: collective)
         logprobs = torch.log_softmax(logits, -1).cpu()
     except Exception:  # noqa: BLE001 - keep the weight digest, which is evidence on its own
         forward_error = traceback.format_exc()
@@ -211,11 +250,21 @@ def _save_trainer_probe(trainer: Any, sync: int) -> None:
         if was_training:
             model.train()
     if rank == 0:
-        torch.save({"sync": sync, "side": "trainer", "digest": h.hexdigest(), "forward_error": forward_error,
-                    "logprobs": logprobs, "input_ids": ids.cpu(),
-                    "attn_implementation": getattr(model.config, "_attn_implementation", None),
-                    "dtype": str(next(model.parameters()).dtype), "zero_stage": trainer.strategy.args.ds.zero_stage,
-                    "seconds": time.perf_counter() - t0}, folder() / f"probe_trainer_sync{sync}.pt")
+        torch.save(
+            {
+                "sync": sync,
+                "side": "trainer",
+                "digest": h.hexdigest(),
+                "forward_error": forward_error,
+                "logprobs": logprobs,
+                "input_ids": ids.cpu(),
+                "attn_implementation": getattr(model.config, "_attn_implementation", None),
+                "dtype": str(next(model.parameters()).dtype),
+                "zero_stage": trainer.strategy.args.ds.zero_stage,
+                "seconds": time.perf_counter() - t0,
+            },
+            folder() / f"probe_trainer_sync{sync}.pt",
+        )
 
 
 def save_engine_probe(engine: Any, sync: int) -> None:
@@ -244,11 +293,21 @@ def _save_engine_probe(engine: Any, sync: int) -> None:
                 matched_error = f"{type(e).__name__}: {e}"
             finally:
                 model.config._attn_implementation = serving
-    torch.save({"sync": sync, "side": "engine", "digest": digest, "pid": os.getpid(),
-                "logprobs": torch.log_softmax(logits, -1).cpu(), "input_ids": ids.cpu(),
-                "logprobs_trainer_attention": matched, "trainer_attention": trainer_attn,
-                "trainer_attention_error": matched_error,
-                "attn_implementation": serving,
-                "dtype": str(next(model.parameters()).dtype), "device": str(engine.device),
-                "calls": dict(engine.calls)},
-               folder() / f"probe_engine-{os.getpid()}_sync{sync}.pt")
+    torch.save(
+        {
+            "sync": sync,
+            "side": "engine",
+            "digest": digest,
+            "pid": os.getpid(),
+            "logprobs": torch.log_softmax(logits, -1).cpu(),
+            "input_ids": ids.cpu(),
+            "logprobs_trainer_attention": matched,
+            "trainer_attention": trainer_attn,
+            "trainer_attention_error": matched_error,
+            "attn_implementation": serving,
+            "dtype": str(next(model.parameters()).dtype),
+            "device": str(engine.device),
+            "calls": dict(engine.calls),
+        },
+        folder() / f"probe_engine-{os.getpid()}_sync{sync}.pt",
+    )

@@ -38,13 +38,16 @@ def _check(window_size: Any, softcap: float, alibi_slopes: Any, return_attn_prob
         raise NotImplementedError("flash_attn shim: return_attn_probs is not supported")
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, scale: float | None,
-            dropout_p: float) -> torch.Tensor:
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, scale: float | None, dropout_p: float
+) -> torch.Tensor:
     """q (H, Lq, D), k/v (Hk, Lk, D) -> (H, Lq, D); causal aligned bottom-right as flash-attn does."""
     heads, kv_heads = q.shape[0], k.shape[0]
     if heads != kv_heads:
         if heads % kv_heads:
-            raise ValueError(f"flash_attn shim: {heads} query heads are not a multiple of {kv_heads} kv heads")
+            raise ValueError(
+                f"flash_attn shim: {heads} query heads are not a multiple of {kv_heads} kv heads"
+            )
         k = k.repeat_interleave(heads // kv_heads, dim=0)
         v = v.repeat_interleave(heads // kv_heads, dim=0)
     lq, lk = q.shape[1], k.shape[1]
@@ -57,30 +60,58 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, 
         qi = torch.arange(lq, device=q.device)[:, None]
         kj = torch.arange(lk, device=q.device)[None, :]
         mask = kj <= qi + (lk - lq)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
-                                          scale=scale)
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
+    )
 
 
-def flash_attn_func(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0,
-                    softmax_scale: float | None = None, causal: bool = False, window_size: Any = (-1, -1),
-                    softcap: float = 0.0, alibi_slopes: Any = None, deterministic: bool = False,
-                    return_attn_probs: bool = False) -> torch.Tensor:
+def flash_attn_func(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: Any = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Any = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+) -> torch.Tensor:
     """q (B, Lq, H, D), k/v (B, Lk, Hk, D) -> (B, Lq, H, D)."""
     _check(window_size, softcap, alibi_slopes, return_attn_probs)
     out = [
-        _attend(q[b].transpose(0, 1), k[b].transpose(0, 1), v[b].transpose(0, 1), causal=causal,
-                scale=softmax_scale, dropout_p=dropout_p).transpose(0, 1)
+        _attend(
+            q[b].transpose(0, 1),
+            k[b].transpose(0, 1),
+            v[b].transpose(0, 1),
+            causal=causal,
+            scale=softmax_scale,
+            dropout_p=dropout_p,
+        ).transpose(0, 1)
         for b in range(q.shape[0])
     ]
     return torch.stack(out, 0)
 
 
-def flash_attn_varlen_func(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens_q: torch.Tensor,
-                           cu_seqlens_k: torch.Tensor, max_seqlen_q: int | None = None,
-                           max_seqlen_k: int | None = None, dropout_p: float = 0.0,
-                           softmax_scale: float | None = None, causal: bool = False, window_size: Any = (-1, -1),
-                           softcap: float = 0.0, alibi_slopes: Any = None, deterministic: bool = False,
-                           return_attn_probs: bool = False, block_table: Any = None) -> torch.Tensor:
+def flash_attn_varlen_func(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cu_seqlens_q: torch.Tensor,
+    cu_seqlens_k: torch.Tensor,
+    max_seqlen_q: int | None = None,
+    max_seqlen_k: int | None = None,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    causal: bool = False,
+    window_size: Any = (-1, -1),
+    softcap: float = 0.0,
+    alibi_slopes: Any = None,
+    deterministic: bool = False,
+    return_attn_probs: bool = False,
+    block_table: Any = None,
+) -> torch.Tensor:
     """q (total_q, H, D), k/v (total_k, Hk, D), sequences delimited by ``cu_seqlens`` -> (total_q, H, D).
 
     Each sequence attends only to itself (that is what makes packed training rows independent)."""
@@ -95,8 +126,14 @@ def flash_attn_varlen_func(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu
     for i in range(len(cq) - 1):
         if cq[i + 1] == cq[i]:
             continue
-        o = _attend(q[cq[i]:cq[i + 1]].transpose(0, 1), k[ck[i]:ck[i + 1]].transpose(0, 1),
-                    v[ck[i]:ck[i + 1]].transpose(0, 1), causal=causal, scale=softmax_scale, dropout_p=dropout_p)
+        o = _attend(
+            q[cq[i] : cq[i + 1]].transpose(0, 1),
+            k[ck[i] : ck[i + 1]].transpose(0, 1),
+            v[ck[i] : ck[i + 1]].transpose(0, 1),
+            causal=causal,
+            scale=softmax_scale,
+            dropout_p=dropout_p,
+        )
         pieces.append(o.transpose(0, 1))
     out = torch.cat(pieces, 0) if pieces else q.new_zeros(q.shape)
     if out.shape[0] != q.shape[0]:
@@ -105,4 +142,6 @@ def flash_attn_varlen_func(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu
 
 
 def flash_attn_with_kvcache(*args: Any, **kwargs: Any) -> torch.Tensor:
-    raise NotImplementedError("flash_attn shim: flash_attn_with_kvcache (paged/continuous batching) is not supported")
+    raise NotImplementedError(
+        "flash_attn shim: flash_attn_with_kvcache (paged/continuous batching) is not supported"
+    )

@@ -12,7 +12,9 @@ def index_first_axis(tensor: torch.Tensor, indices: torch.Tensor) -> torch.Tenso
     return tensor[indices]
 
 
-def unpad_input(hidden_states: torch.Tensor, attention_mask: torch.Tensor, unused_mask: torch.Tensor | None = None):
+def unpad_input(
+    hidden_states: torch.Tensor, attention_mask: torch.Tensor, unused_mask: torch.Tensor | None = None
+):
     """(batch, seqlen, ...) -> (kept rows, indices, cu_seqlens, max_seqlen, seqused), as flash-attn >= 2.7."""
     masks = attention_mask if unused_mask is None else attention_mask + unused_mask
     seqlens = masks.sum(dim=-1, dtype=torch.int32)
@@ -24,7 +26,8 @@ def unpad_input(hidden_states: torch.Tensor, attention_mask: torch.Tensor, unuse
 
 
 def pad_input(hidden_states: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int) -> torch.Tensor:
-    out = torch.zeros((batch * seqlen, *hidden_states.shape[1:]), dtype=hidden_states.dtype,
-                      device=hidden_states.device)
+    out = torch.zeros(
+        (batch * seqlen, *hidden_states.shape[1:]), dtype=hidden_states.dtype, device=hidden_states.device
+    )
     out[indices] = hidden_states
     return rearrange(out, "(b s) ... -> b s ...", b=batch)

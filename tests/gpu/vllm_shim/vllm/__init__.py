@@ -25,5 +25,12 @@ from .inputs import TokensPrompt  # noqa: E402
 from .outputs import CompletionOutput, RequestOutput  # noqa: E402
 from .sampling_params import SamplingParams  # noqa: E402
 
-__all__ = ["AsyncEngineArgs", "AsyncLLMEngine", "CompletionOutput", "RequestOutput", "SamplingParams",
-           "TokensPrompt", "__version__"]
+__all__ = [
+    "AsyncEngineArgs",
+    "AsyncLLMEngine",
+    "CompletionOutput",
+    "RequestOutput",
+    "SamplingParams",
+    "TokensPrompt",
+    "__version__",
+]

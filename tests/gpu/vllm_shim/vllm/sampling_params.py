@@ -13,8 +13,13 @@ from typing import Any
 
 # vLLM 0.29 fields that the HF engine does not implement: accepted only at their default value.
 _UNSUPPORTED_DEFAULTS: dict[str, Any] = {
-    "prompt_logprobs": None, "logprob_token_ids": None, "logit_bias": None, "allowed_token_ids": None,
-    "bad_words": None, "structured_outputs": None, "thinking_token_budget": None,
+    "prompt_logprobs": None,
+    "logprob_token_ids": None,
+    "logit_bias": None,
+    "allowed_token_ids": None,
+    "bad_words": None,
+    "structured_outputs": None,
+    "thinking_token_budget": None,
 }
 
 
@@ -52,7 +57,9 @@ class SamplingParams:
     def __post_init__(self) -> None:
         for name, default in _UNSUPPORTED_DEFAULTS.items():
             if getattr(self, name) != default:
-                raise NotImplementedError(f"SamplingParams.{name} is not supported by the HF-engine vLLM shim")
+                raise NotImplementedError(
+                    f"SamplingParams.{name} is not supported by the HF-engine vLLM shim"
+                )
         if self.n != 1:
             raise NotImplementedError(f"the HF-engine vLLM shim serves n=1 per request, got n={self.n}")
         if self.temperature < 0:

@@ -36,7 +36,8 @@ class AsyncEngineArgs:
         if self.tensor_parallel_size != 1:
             raise NotImplementedError(
                 f"the HF-engine vLLM shim runs one engine per GPU: tensor_parallel_size must be 1, "
-                f"got {self.tensor_parallel_size} (set VLLM_TP=1)")
+                f"got {self.tensor_parallel_size} (set VLLM_TP=1)"
+            )
         if self.logprobs_mode not in ("raw_logprobs", "processed_logprobs"):
             raise NotImplementedError(f"logprobs_mode {self.logprobs_mode!r} is not supported by the shim")
         if self.limit_mm_per_prompt:

@@ -43,9 +43,15 @@ from .arg_utils import AsyncEngineArgs
 
 log = logging.getLogger("vllm.shim")
 
-_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "half": "float16",
-           "float32": "float32", "float": "float32"}
-_SYNC_METHODS = {"update_weight": 3, "update_weight_cuda_ipc": 4}   # position of ``empty_cache`` in args
+_DTYPES = {
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "half": "float16",
+    "float32": "float32",
+    "float": "float32",
+}
+_SYNC_METHODS = {"update_weight": 3, "update_weight_cuda_ipc": 4}  # position of ``empty_cache`` in args
 
 
 def _say(msg: str) -> None:
@@ -75,8 +81,9 @@ class ShimWorkerBase:
 
     def __init__(self, engine: AsyncLLMEngine) -> None:
         self.device = engine.device
-        self.model_config = SimpleNamespace(dtype=engine.dtype, model=engine.args.model,
-                                            max_model_len=engine.hf.max_model_len)
+        self.model_config = SimpleNamespace(
+            dtype=engine.dtype, model=engine.args.model, max_model_len=engine.hf.max_model_len
+        )
         self.model_runner = SimpleNamespace(model=_ModelProxy(engine))
         self.rank = 0
         self.local_rank = 0
@@ -111,14 +118,24 @@ class AsyncLLMEngine:
         dtype = _DTYPES.get(str(args.dtype), None)
         t0 = time.perf_counter()
         model = AutoModelForCausalLM.from_pretrained(
-            args.model, dtype=getattr(torch, dtype) if dtype else "auto", attn_implementation="sdpa",
-            trust_remote_code=args.trust_remote_code)
+            args.model,
+            dtype=getattr(torch, dtype) if dtype else "auto",
+            attn_implementation="sdpa",
+            trust_remote_code=args.trust_remote_code,
+        )
         model.to(self.device)
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model, trust_remote_code=args.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            args.tokenizer or args.model, trust_remote_code=args.trust_remote_code
+        )
         self.dtype = next(model.parameters()).dtype
-        self.hf = HFEngine(model, tokenizer, max_model_len=args.max_model_len, seed=args.seed,
-                           max_batch_size=int(os.environ.get("WIDESEEK_SHIM_MAX_BATCH", args.max_batch_size)),
-                           max_prefill_tokens=args.max_prefill_tokens)
+        self.hf = HFEngine(
+            model,
+            tokenizer,
+            max_model_len=args.max_model_len,
+            seed=args.seed,
+            max_batch_size=int(os.environ.get("WIDESEEK_SHIM_MAX_BATCH", args.max_batch_size)),
+            max_prefill_tokens=args.max_prefill_tokens,
+        )
         self._param_names = {n for n, _ in model.named_parameters()}
         self._init_default_group()
         ext = _import_class(args.worker_extension_cls) if args.worker_extension_cls else object
@@ -136,10 +153,12 @@ class AsyncLLMEngine:
         self.syncs = 0
         self.calls: Counter[str] = Counter()
         self.output_processor = _OutputProcessor(self)
-        _say(f"HFEngine stand-in for vLLM: model={args.model} device={self.device} dtype={self.dtype} "
-             f"max_model_len={self.hf.max_model_len} params={sum(p.numel() for p in model.parameters())} "
-             f"worker_extension={args.worker_extension_cls or None} sleep_mode={args.enable_sleep_mode} "
-             f"logprobs_mode={args.logprobs_mode} (loaded in {time.perf_counter() - t0:.1f} s)")
+        _say(
+            f"HFEngine stand-in for vLLM: model={args.model} device={self.device} dtype={self.dtype} "
+            f"max_model_len={self.hf.max_model_len} params={sum(p.numel() for p in model.parameters())} "
+            f"worker_extension={args.worker_extension_cls or None} sleep_mode={args.enable_sleep_mode} "
+            f"logprobs_mode={args.logprobs_mode} (loaded in {time.perf_counter() - t0:.1f} s)"
+        )
 
     # --- torch.distributed: vLLM's worker always has a default group (its TP group) ---------------------------
     @staticmethod
@@ -150,13 +169,19 @@ class AsyncLLMEngine:
             dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 
     # --- generation ---------------------------------------------------------------------------------------------
-    async def generate(self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any) -> AsyncIterator[Any]:
+    async def generate(
+        self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         unsupported = {k for k, v in kwargs.items() if v is not None and k not in ("prompt_text", "priority")}
         if unsupported:
-            raise NotImplementedError(f"generate(): the HF-engine shim does not support {sorted(unsupported)}")
+            raise NotImplementedError(
+                f"generate(): the HF-engine shim does not support {sorted(unsupported)}"
+            )
         if not (self._weights_awake and self._kv_awake):
-            raise RuntimeError("generate() called while the engine sleeps (weights awake: "
-                               f"{self._weights_awake}, cache awake: {self._kv_awake}); OpenRLHF must wake_up() first")
+            raise RuntimeError(
+                "generate() called while the engine sleeps (weights awake: "
+                f"{self._weights_awake}, cache awake: {self._kv_awake}); OpenRLHF must wake_up() first"
+            )
         if isinstance(prompt, dict):
             if prompt.get("multi_modal_data"):
                 raise NotImplementedError("the HF-engine vLLM shim is text-only")
@@ -173,10 +198,15 @@ class AsyncLLMEngine:
         yield out
 
     # --- worker RPCs (weight updates) ----------------------------------------------------------------------------
-    async def collective_rpc(self, method: Any, timeout: float | None = None, args: tuple = (),
-                             kwargs: dict | None = None) -> list[Any]:
+    async def collective_rpc(
+        self, method: Any, timeout: float | None = None, args: tuple = (), kwargs: dict | None = None
+    ) -> list[Any]:
         name = method if isinstance(method, str) else getattr(method, "__name__", "callable")
-        fn = getattr(self.worker, method) if isinstance(method, str) else functools.partial(method, self.worker)
+        fn = (
+            getattr(self.worker, method)
+            if isinstance(method, str)
+            else functools.partial(method, self.worker)
+        )
         call = functools.partial(self._call_in_worker, name, fn, tuple(args), dict(kwargs or {}))
         fut = asyncio.get_running_loop().run_in_executor(self._rpc, call)
         result = await (asyncio.wait_for(fut, timeout) if timeout else fut)
@@ -198,8 +228,10 @@ class AsyncLLMEngine:
 
     def _load_weights(self, weights: Iterable[tuple[str, Any]]) -> set[str]:
         if not self._weights_awake:
-            raise RuntimeError("weights sent while the engine's weights sleep; OpenRLHF must "
-                               "wake_up(tags=['weights']) before broadcasting")
+            raise RuntimeError(
+                "weights sent while the engine's weights sleep; OpenRLHF must "
+                "wake_up(tags=['weights']) before broadcasting"
+            )
         weights = list(weights)
         self.hf.load_weights(weights, drain=True)
         names = {n for n, _ in weights}
@@ -211,12 +243,16 @@ class AsyncLLMEngine:
         self.syncs += 1
         got, self._sync_names = self._sync_names, set()
         missing = sorted(self._param_names - got)
-        _say(f"weight sync #{self.syncs}: {len(got)} tensors received through WorkerWrap "
-             f"({self.calls['update_weight']} update_weight, {self.calls['update_weight_cuda_ipc']} "
-             f"update_weight_cuda_ipc calls so far), {len(missing)} parameters not updated")
+        _say(
+            f"weight sync #{self.syncs}: {len(got)} tensors received through WorkerWrap "
+            f"({self.calls['update_weight']} update_weight, {self.calls['update_weight_cuda_ipc']} "
+            f"update_weight_cuda_ipc calls so far), {len(missing)} parameters not updated"
+        )
         if missing:
-            raise RuntimeError(f"weight sync #{self.syncs} left {len(missing)} parameters stale: {missing[:5]}")
-        if os.environ.get("WIDESEEK_DEBUG_DIR"):   # evidence for tests/gpu/check_launch.py
+            raise RuntimeError(
+                f"weight sync #{self.syncs} left {len(missing)} parameters stale: {missing[:5]}"
+            )
+        if os.environ.get("WIDESEEK_DEBUG_DIR"):  # evidence for tests/gpu/check_launch.py
             from training.openrlhf_ext import debug
 
             debug.save_engine_probe(self, self.syncs)
@@ -230,7 +266,7 @@ class AsyncLLMEngine:
 
         if self._sleep_pause is None:
             self._sleep_pause = self.hf.paused()
-            self._sleep_pause.__enter__()   # drains running requests; nothing starts until fully awake
+            self._sleep_pause.__enter__()  # drains running requests; nothing starts until fully awake
         if self._weights_awake and self.device.type == "cuda":
             self.hf.model.to("cpu")
             torch.cuda.empty_cache()
@@ -260,14 +296,19 @@ class AsyncLLMEngine:
         return not (self._weights_awake and self._kv_awake)
 
     # --- cache, pause ------------------------------------------------------------------------------------------------
-    async def reset_prefix_cache(self, reset_running_requests: bool = False, reset_connector: bool = False) -> bool:
+    async def reset_prefix_cache(
+        self, reset_running_requests: bool = False, reset_connector: bool = False
+    ) -> bool:
         self.calls["reset_prefix_cache"] += 1
         return True
 
-    async def pause_generation(self, *, mode: str = "abort", wait_for_inflight_requests: bool | None = None,
-                               clear_cache: bool = True) -> None:
+    async def pause_generation(
+        self, *, mode: str = "abort", wait_for_inflight_requests: bool | None = None, clear_cache: bool = True
+    ) -> None:
         if mode not in ("keep", "wait"):
-            raise NotImplementedError(f"pause_generation(mode={mode!r}): the HF-engine shim cannot abort requests")
+            raise NotImplementedError(
+                f"pause_generation(mode={mode!r}): the HF-engine shim cannot abort requests"
+            )
         if self._gen_pause is None:
             pause = self.hf.paused()
             await asyncio.get_running_loop().run_in_executor(self._rpc, pause.__enter__)

@@ -20,7 +20,9 @@ class PyNcclCommunicator:
         import torch.distributed as dist
 
         if not isinstance(group, StatelessProcessGroup):
-            raise NotImplementedError("the vLLM shim's PyNcclCommunicator works on a StatelessProcessGroup only")
+            raise NotImplementedError(
+                "the vLLM shim's PyNcclCommunicator works on a StatelessProcessGroup only"
+            )
         if isinstance(device, int):
             device = torch.device("cuda", device)
         elif isinstance(device, str):
@@ -45,8 +47,9 @@ class PyNcclCommunicator:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if int(probe.item()) != self.world_size:
-            raise RuntimeError(f"PyNcclCommunicator warm-up all-reduce gave {probe.item()}, "
-                               f"expected {self.world_size}")
+            raise RuntimeError(
+                f"PyNcclCommunicator warm-up all-reduce gave {probe.item()}, expected {self.world_size}"
+            )
 
     def broadcast(self, tensor: Any, src: int, stream: Any = None) -> None:
         import torch.distributed as dist
@@ -54,7 +57,8 @@ class PyNcclCommunicator:
         if self.disabled:
             return
         assert tensor.device == self.device, (
-            f"this communicator works on {self.device}, but the tensor is on {tensor.device}")
+            f"this communicator works on {self.device}, but the tensor is on {tensor.device}"
+        )
         opts = dist.BroadcastOptions()
         opts.rootRank = src
         opts.rootTensor = 0
