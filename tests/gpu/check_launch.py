@@ -67,6 +67,18 @@ def versions() -> dict[str, Any]:
 
 
 # --- training progress ------------------------------------------------------------------------------------------
+ACTIVE_RE = re.compile(r"\((?:(\w+) )?pid=(\d+)\).*WideSeek OpenRLHF extension active in ([\w.]+)")
+ADV_RE = re.compile(r"WideSeek advantages: (.*)")
+
+
+def extension_lines(log: str) -> dict[str, Any]:
+    """The extension's own log lines, forwarded by Ray from the workers (its setup hook gives them a handler)."""
+    active = sorted(
+        {f"{m.group(1) or 'worker'} pid {m.group(2)}: {m.group(3)}" for m in ACTIVE_RE.finditer(log)}
+    )
+    return {"active_in": active, "advantage_summaries": [m.group(1).strip() for m in ADV_RE.finditer(log)]}
+
+
 def steps_from_log(log: str) -> list[int]:
     return sorted({int(m.group(1)) for m in STEP_RE.finditer(log)})
 
@@ -407,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_logged": steps,
         "steps_checkpointed": saved_steps,
         "checkpoints": ck,
+        "extension_log": extension_lines(log),
         "real_vs_shimmed": REAL_VS_SHIMMED,
         "packing": "on: OpenRLHF forces --ds.packing_samples with --train.dynamic_batch_enable (required by the "
         "extension) and then flash_attention_2; flash-attn itself cannot be installed on this machine, "

@@ -104,6 +104,10 @@ def test_results_file_and_trimmed_log(tmp_path, monkeypatch):
     log.write_text(
         "=== [0 s] install\n" + "noise\n" * 600 + "INFO ✨ Global step 1: {}\nINFO ✨ Global step 2: {}\n"
         "Traceback (most recent call last):\n  File x\nValueError: boom\n"
+        "(PolicyModelActor pid=12) INFO 10:00:00 training.openrlhf_ext.install] WideSeek OpenRLHF extension "
+        "active in openrlhf.trainer.ray.ppo_actor\n"
+        "(PPOTrainer pid=13) INFO 10:00:09 training.openrlhf_ext.experience] WideSeek advantages: 49 rows from "
+        "16 rollouts\n"
     )
     out = tmp_path / "results.json"
     rc = check_launch.main(
@@ -132,5 +136,9 @@ def test_results_file_and_trimmed_log(tmp_path, monkeypatch):
     checks = res["checks"]
     assert [v for k, v in checks.items() if "training steps" in k] == [True]
     assert [v for k, v in checks.items() if "rows per rollout" in k] == [True]
+    assert res["extension_log"] == {
+        "active_in": ["PolicyModelActor pid 12: openrlhf.trainer.ray.ppo_actor"],
+        "advantage_summaries": ["49 rows from 16 rollouts"],
+    }
     trimmed = (tmp_path / "trim").read_text()
     assert "Global step 2" in trimmed and "ValueError: boom" in trimmed and len(trimmed.splitlines()) < 200
