@@ -136,6 +136,23 @@ def test_overrides_and_secrets():
     assert a.vllm.num_engines == 2
 
 
+def test_extra_args_win_over_the_scripts_own_layout_flags(tmp_path):
+    """EXTRA_ARGS is documented to come last and win; it used to be appended before each script's GPU-layout
+    flags, so e.g. a smaller engine count given there was silently overridden."""
+    extra = "--vllm.num_engines 1 --ref.num_gpus_per_node 1"
+    out = run_script(SINGLE, **COMMON, GPUS="2", EXTRA_ARGS=extra)
+    assert out.returncode == 0, out.stderr
+    flags = trainer_flags(out.stdout)
+    assert flags[-4:] == extra.split()
+    a = parse(flags)
+    assert a.vllm.num_engines == 1 and a.ref.num_gpus_per_node == 1 and a.actor.num_gpus_per_node == 2
+    out = run_script(MULTI, **COMMON, RAY_ADDRESS="http://h:8265", OUT_DIR=str(tmp_path / "run"), NODES="2",
+                     EXTRA_ARGS=extra)
+    assert out.returncode == 0, out.stderr
+    a = parse(trainer_flags(out.stdout))
+    assert a.vllm.num_engines == 1 and a.ref.num_gpus_per_node == 1 and a.actor.num_nodes == 2
+
+
 def test_flags_satisfy_the_multi_row_extension():
     """The extension (train-ext) refuses settings it cannot train correctly; the defaults must pass it."""
     config = pytest.importorskip("training.openrlhf_ext.config")

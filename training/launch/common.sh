@@ -1,7 +1,8 @@
 # Shared by train_single_node.sh and train_multi_node.sh: the WideSeek-R1 recipe as OpenRLHF 0.11.2 flags.
 # Source it after setting REPO_ROOT; it fills the array WIDESEEK_ARGS. Every default can be overridden by an
-# environment variable of the same name; EXTRA_ARGS (a string, split on spaces) is appended last, so a flag
-# given there wins over the default (argparse keeps the last value).
+# environment variable of the same name; EXTRA_ARGS (a string, split on spaces) is appended last, after the
+# scripts' own GPU-layout flags too (wideseek_append_extra_args), so a flag given there wins over every default
+# (argparse keeps the last value).
 
 : "${MODEL:?set MODEL to the base model (a Hugging Face id or a local path), e.g. MODEL=Qwen/Qwen3-4B}"
 : "${TRAIN_DATA:?set TRAIN_DATA to a prompt dataset built by python -m training.data (.jsonl or .parquet)}"
@@ -89,10 +90,15 @@ if [[ -n "${WANDB_API_KEY:-}" && "${WANDB:-0}" == 1 ]]; then
   WIDESEEK_ARGS+=(--logger.wandb.key "env:WANDB_API_KEY" --logger.wandb.project "${WANDB_PROJECT:-wideseek}"
                   --logger.wandb.run_name "$RUN_NAME")
 fi
-if [[ -n "${EXTRA_ARGS:-}" ]]; then
-  read -r -a _extra <<< "$EXTRA_ARGS"
-  WIDESEEK_ARGS+=("${_extra[@]}")
-fi
+# EXTRA_ARGS (split on spaces) goes after every flag a script adds, so that its flags win (argparse keeps the
+# last value). Each script calls this once its own flags (GPU layout, colocation) are in WIDESEEK_ARGS.
+wideseek_append_extra_args() {
+  if [[ -n "${EXTRA_ARGS:-}" ]]; then
+    local _extra
+    read -r -a _extra <<< "$EXTRA_ARGS"
+    WIDESEEK_ARGS+=("${_extra[@]}")
+  fi
+}
 
 # Print a command with secrets masked (for DRY_RUN=1 and the log).
 wideseek_print_command() {

@@ -36,6 +36,7 @@ WIDESEEK_ARGS+=(
   --vllm.num_engines "$((TOTAL / VLLM_TP))"
   --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
 )
+wideseek_append_extra_args
 
 RUNTIME_ENV=$(mktemp "${TMPDIR:-/tmp}/wideseek-runtime-env.XXXXXX")
 chmod 600 "$RUNTIME_ENV"

@@ -24,6 +24,7 @@ WIDESEEK_ARGS+=(
   --vllm.num_engines "$((GPUS / VLLM_TP))"
   --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
 )
+wideseek_append_extra_args
 CMD=(python3 -m training.openrlhf_ext.train "${WIDESEEK_ARGS[@]}")
 
 if [[ "${DRY_RUN:-0}" == 1 ]]; then

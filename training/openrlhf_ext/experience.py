@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
+from . import debug
 from .assign import assign_advantages
 from .config import validate_args
 from .convert import stamps_of
@@ -51,6 +52,8 @@ class WideSeekExperienceMaker(RemoteExperienceMaker):
         _, summary = assign_advantages(
             experiences, self._wideseek_stamps, advantage_clip=tuple(self.args.reward.clip_range)
         )
+        if debug.enabled():
+            debug.dump_experience_batch(experiences, self._wideseek_stamps)
         logger.info(
             "WideSeek advantages: %d rows from %d rollouts of %d tasks, %d action tokens, "
             "reward mean per rollout %.4f, agents per rollout %.2f",

@@ -38,6 +38,7 @@ PPO_ACTOR = "openrlhf.trainer.ray.ppo_actor"
 # lock because Ray actors may import from several threads.
 _lock = threading.RLock()
 _patched: set[str] = set()
+_deferred: dict[str, tuple[ModuleType, Callable[[ModuleType], None]]] = {}
 _finder: _PatchOnImport | None = None
 
 
@@ -59,9 +60,19 @@ def _patch_ppo_trainer(module: ModuleType) -> None:
     _rebind(module, "RemoteExperienceMaker", RemoteExperienceMaker, WideSeekExperienceMaker)
 
 
+class _Deferred(Exception):
+    """A patch that must wait until the module defining our subclass has finished executing."""
+
+
 def _patch_ppo_actor(module: ModuleType) -> None:
     from openrlhf.trainer.ppo_utils.replay_buffer import NaiveReplayBuffer
 
+    ours = sys.modules.get(f"{__package__}.actor")
+    if ours is not None and not hasattr(ours, "WideSeekActorPPOTrainer"):
+        # ``training.openrlhf_ext.actor`` is importing ppo_actor to subclass it (a fresh Ray worker unpickling a
+        # reference to our class does exactly this): patching now would import the half-executed module. The
+        # patch runs at the end of actor.py instead (:func:`run_deferred`).
+        raise _Deferred
     from .actor import WideSeekActorPPOTrainer
     from .replay import WideSeekReplayBuffer
 
@@ -69,6 +80,7 @@ def _patch_ppo_actor(module: ModuleType) -> None:
     require_signature(
         module.ActorPPOTrainer, "training_step", ["experience", "kl_ctl", "step", "loss_batch_info"]
     )
+    require_signature(module.ActorPPOTrainer, "broadcast_to_vllm", [])
     _rebind(module, "NaiveReplayBuffer", NaiveReplayBuffer, WideSeekReplayBuffer)
     stock_trainer = WideSeekActorPPOTrainer.__mro__[1]
     _rebind(module, "ActorPPOTrainer", stock_trainer, WideSeekActorPPOTrainer)
@@ -135,9 +147,21 @@ def _run_patch(fullname: str, module: ModuleType, patch: Callable[[ModuleType], 
     with _lock:
         if fullname in _patched:
             return
-        patch(module)
+        try:
+            patch(module)
+        except _Deferred:
+            _deferred[fullname] = (module, patch)
+            return
+        _deferred.pop(fullname, None)
         _patched.add(fullname)
         logger.info("WideSeek OpenRLHF extension active in %s", fullname)
+
+
+def run_deferred() -> None:
+    """Run the patches that waited for one of our modules to finish executing (called at their end)."""
+    with _lock:
+        for fullname, (module, patch) in list(_deferred.items()):
+            _run_patch(fullname, module, patch)
 
 
 def install_import_patches(targets: dict[str, Callable[[ModuleType], None]]) -> None:
@@ -168,6 +192,22 @@ def is_applied(module_name: str | None = None) -> bool:
         return _finder is not None and all(t in _finder.targets for t in TARGETS)
 
 
+def _log_to_stdout() -> None:
+    """Make the extension's INFO lines visible in Ray workers, as OpenRLHF does for its own logger.
+
+    A Ray worker has no handler on the root logger, so INFO records (``WideSeek OpenRLHF extension active in
+    ...``, the per-step ``WideSeek advantages: ...`` summary) were dropped; Ray forwards a worker's stdout to the
+    driver's log."""
+    ours = logging.getLogger(__package__)
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(asctime)s %(name)s] %(message)s", "%H:%M:%S"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False
+
+
 def ray_worker_setup() -> None:
     """Ray ``worker_process_setup_hook``: runs once in every worker process of the job."""
+    _log_to_stdout()
     apply()

@@ -22,6 +22,7 @@ from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator, _coll
 from openrlhf.trainer.ray.vllm_engine import batch_vllm_engine_call
 from tqdm import tqdm
 
+from . import debug
 from .convert import WideSeekExperience, tag
 from .errors import RowContractError
 from .rowmeta import representative_row, stamp_rollout
@@ -96,7 +97,10 @@ class WideSeekSamplesGenerator(SamplesGenerator):
             ready_refs, pending_refs = ray.wait(pending_refs, num_returns=1, timeout=10.0)
             for ref in ready_refs:
                 group = next(self._wideseek_group_ids)
-                experiences, rollout_scores = self._group_experiences(group, ray.get(ref), **generate_kwargs)
+                results = ray.get(ref)
+                if debug.enabled():
+                    debug.dump_rollout_group(group, results, evaluation=self._wideseek_eval)
+                experiences, rollout_scores = self._group_experiences(group, results, **generate_kwargs)
 
                 if dynamic_filtering and rollout_scores and all(s is not None for s in rollout_scores):
                     avg = sum(rollout_scores) / len(rollout_scores)

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from training.engine import Logprob
+
+__all__ = ["Logprob"]
