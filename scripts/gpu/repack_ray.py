@@ -5,17 +5,18 @@
 Ray 2.55.0's cp312 wheel is 74 MB, more than the GPU machine's 64 MiB transfer holds next to the other wheels.
 Dropped (measured on the wheel, compressed sizes):
 
-* ``ray/jars`` (31.8 MB): the Java worker. ``services.start_raylet`` only adds Java workers when both ``java`` and
-  this folder exist, and catches the folder's absence.
+* ``ray/jars`` (31.8 MB): the Java worker. ``services.start_raylet`` only adds Java workers when both ``java``
+  and this folder exist, and catches the folder's absence.
 * ``ray/dashboard/client/build`` (2.4 MB): the dashboard's web front end. The dashboard does not start on a
-  machine without Ray's optional dashboard dependencies (aiohttp_cors, opencensus, opentelemetry: absent there).
+  machine without Ray's optional dashboard dependencies (aiohttp_cors, opencensus, opentelemetry: absent
+  there).
 * ``ray/rllib``, ``ray/data``, ``ray/serve``, ``ray/tune``, ``ray/train``, ``ray/llm``, ``ray/air`` (4.0 MB):
-  libraries OpenRLHF does not use; nothing in Ray's core, workers or (minimal-mode) dashboard agent imports them
-  at start (the agent skips dashboard modules whose imports fail, in minimal mode).
+  libraries OpenRLHF does not use; nothing in Ray's core, workers or (minimal-mode) dashboard agent imports
+  them at start (the agent skips dashboard modules whose imports fail, in minimal mode).
 
 Everything else (``_raylet.so``, ``core/src/ray/{raylet,gcs}``, ``_private``, ``util``, ``dashboard`` Python,
-``autoscaler``, the runtime-env agent and its vendored aiohttp) stays byte for byte; ``RECORD`` is rewritten to
-list exactly what remains. The result installs with ``pip install --no-index --no-deps`` like the original.
+``autoscaler``, the runtime-env agent and its vendored aiohttp) stays byte for byte; ``RECORD`` is rewritten
+to list exactly what remains. The result installs with ``pip install --no-index --no-deps`` like the original.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
     python3 tests/gpu/check_launch.py --run OUT_DIR --debug DEBUG_DIR --log LOG --out results.json \\
         [--prep prep.json] [--exit-code RC] [--wall SECONDS] [--trimmed-log FILE]
 
-Reads only what the run left behind: the launch log (OpenRLHF's ``Global step`` lines), the checkpoint folders,
-and the evidence ``WIDESEEK_DEBUG_DIR`` made the extension and the vLLM shim write (``training/openrlhf_ext/
-debug.py``). It recomputes the dual-level advantages from the rollout rewards with its own code (NumPy-free
-Python, not ``training/advantages.py``) and compares them with what each policy rank trained on, and compares
-the engines' probe logits and weight digests with the trainer's after every broadcast. Exit code 0 when every
-check passes, 1 otherwise; the JSON says which failed and why.
+Reads only what the run left behind: the launch log (OpenRLHF's ``Global step`` lines), the checkpoint
+folders, and the evidence ``WIDESEEK_DEBUG_DIR`` made the extension and the vLLM shim write
+(``training/openrlhf_ext/debug.py``). It recomputes the dual-level advantages from the rollout rewards with
+its own code (NumPy-free Python, not ``training/advantages.py``) and compares them with what each policy rank
+trained on, and compares the engines' probe logits and weight digests with the trainer's after every
+broadcast. Exit code 0 when every check passes, 1 otherwise; the JSON says which failed and why.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def versions() -> dict[str, Any]:
                     out[name] = "?"
             if getattr(mod, "IS_SHIM", False):
                 out[name] += f" (shim: {Path(mod.__file__).parent})"
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             out[name] = f"not importable: {type(e).__name__}"
     try:
         import torch
@@ -61,18 +61,19 @@ def versions() -> dict[str, Any]:
         if torch.cuda.is_available():
             out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             out["cuda"] = torch.version.cuda
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return out
 
 
-# --- training progress ------------------------------------------------------------------------------------------
+# --- training progress --------------------------------------------------------------------------------------
 ACTIVE_RE = re.compile(r"\((?:(\w+) )?pid=(\d+)\).*WideSeek OpenRLHF extension active in ([\w.]+)")
 ADV_RE = re.compile(r"WideSeek advantages: (.*)")
 
 
 def extension_lines(log: str) -> dict[str, Any]:
-    """The extension's own log lines, forwarded by Ray from the workers (its setup hook gives them a handler)."""
+    """The extension's own log lines, forwarded by Ray from the workers (its setup hook gives them a
+    handler)."""
     active = sorted(
         {f"{m.group(1) or 'worker'} pid {m.group(2)}: {m.group(3)}" for m in ACTIVE_RE.finditer(log)}
     )
@@ -99,7 +100,7 @@ def checkpoints(run: Path) -> dict[str, Any]:
     }
 
 
-# --- advantages -----------------------------------------------------------------------------------------------------
+# --- advantages ---------------------------------------------------------------------------------------------
 def recompute(rollout_rows: list[dict], exp_rows: list[dict]) -> dict[str, float]:
     """Folded advantage per row key of one training step, from the rollout rewards (executor side) and the
     trained action-token counts (experience side): A_i * (1/N_i) * (1/T_a) * T / B."""
@@ -222,7 +223,7 @@ def check_advantages(debug: Path) -> dict[str, Any]:
     return out
 
 
-# --- weight-sync probes ----------------------------------------------------------------------------------------
+# --- weight-sync probes -------------------------------------------------------------------------------------
 def check_probes(debug: Path) -> dict[str, Any]:
     import torch
 
@@ -305,7 +306,7 @@ def check_probes(debug: Path) -> dict[str, Any]:
     return out
 
 
-# --- log trimming -----------------------------------------------------------------------------------------------
+# --- log trimming -------------------------------------------------------------------------------------------
 KEEP = re.compile(
     r"=== |Global step|vllm-shim|WideSeek|wideseek|Traceback|Error|error:|FAILED|Exception|"
     r"checkpoint|Saving|saved|ray_version|ZeRO|zero_stage|stage 3|FusedAdam|rc=|CHECK|WARNING: ",
@@ -421,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoints": ck,
         "extension_log": extension_lines(log),
         "real_vs_shimmed": REAL_VS_SHIMMED,
-        "packing": "on: OpenRLHF forces --ds.packing_samples with --train.dynamic_batch_enable (required by the "
+        "packing": "on: OpenRLHF forces --ds.packing_samples with --train.dynamic_batch_enable "
+        "(required by the "
         "extension) and then flash_attention_2; flash-attn itself cannot be installed on this machine, "
         "so its kernels are the tests/gpu/flash_attn_shim stand-in",
     }
@@ -429,11 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         results["prep"] = json.loads(args.prep.read_text())
     try:
         results["extension"] = check_advantages(args.debug)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         results["extension"] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     try:
         results["weight_sync"] = check_probes(args.debug)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         results["weight_sync"] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     checks = {
         f"at least {args.min_steps} training steps completed": results["steps_completed"] >= args.min_steps,

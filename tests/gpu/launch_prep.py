@@ -2,18 +2,18 @@
 
     python3 tests/gpu/launch_prep.py --work /tmp/launch [--model .device/launch/model] [--tasks 6]
 
-Writes ``WORK/train.jsonl`` (OpenRLHF prompt records, ``training.data``'s conversion), ``WORK/rollout.json`` (for
-``WIDESEEK_TRAIN_CONFIG``: the synthetic world's corpus through the local search backend, the WideSeek-R1 reward
-with exact matching) and ``WORK/prep.json`` (what was used). The tasks come from the closed loop's training world
-(``training.closed_loop.tasks``), so a model fine-tuned by ``python -m training.closed_loop sft`` on that world
-plays them the way it learned: a lead that plans and spawns subagents, several rows per rollout. The reward is
-``tests/gpu/smoke_reward.py`` (official + a shaped term, so that one task's rollouts get different rewards) unless
-``--reward official``.
+Writes ``WORK/train.jsonl`` (OpenRLHF prompt records, ``training.data``'s conversion), ``WORK/rollout.json``
+(for ``WIDESEEK_TRAIN_CONFIG``: the synthetic world's corpus through the local search backend, the WideSeek-R1
+reward with exact matching) and ``WORK/prep.json`` (what was used). The tasks come from the closed loop's
+training world (``training.closed_loop.tasks``), so a model fine-tuned by ``python -m training.closed_loop
+sft`` on that world plays them the way it learned: a lead that plans and spawns subagents, several rows per
+rollout. The reward is ``tests/gpu/smoke_reward.py`` (official + a shaped term, so that one task's rollouts
+get different rewards) unless ``--reward official``.
 
 ``--model`` is such a model folder (``sft/selected`` of a closed-loop work folder, with the loop's
-``config.json`` copied next to it as ``loop_config.json``). Without one, the closed loop's ``prepare`` runs here
-and the random-init model is used (fast, but a random policy ends every rollout after the lead's first call, so
-the run then shows one row per rollout and all-equal rewards).
+``config.json`` copied next to it as ``loop_config.json``). Without one, the closed loop's ``prepare`` runs
+here and the random-init model is used (fast, but a random policy ends every rollout after the lead's first
+call, so the run then shows one row per rollout and all-equal rewards).
 """
 
 from __future__ import annotations

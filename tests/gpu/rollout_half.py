@@ -3,13 +3,13 @@
     PYTHONPATH=tests/gpu/vllm_shim:tests/gpu/flash_attn_shim:. \\
         python3 tests/gpu/rollout_half.py --prep /tmp/prep [--groups 2 --group-size 4 --max-new-tokens 64]
 
-``--prep`` is a folder written by ``tests/gpu/launch_prep.py`` (model, ``train.jsonl``, ``rollout.json``). A local
-Ray with one (fake, on a CPU) GPU; the extension's runtime env (setup hook, PYTHONPATH); OpenRLHF's own
-``create_vllm_engines`` (colocated placement group, sleep mode) building ``RolloutRayActor``s over the vLLM shim;
-the extension's samples generator pulling ``--groups`` tasks and calling ``generate_responses`` through Ray, so
-the agent executor runs the WideSeek graph against the shim engine inside the actor. What the DeepSpeed side
-would do next needs CUDA; the GPU run does it. Prints a JSON summary (rows, rollouts, rewards per group) and
-leaves the debug dumps under ``--prep``/debug.
+``--prep`` is a folder written by ``tests/gpu/launch_prep.py`` (model, ``train.jsonl``, ``rollout.json``). A
+local Ray with one (fake, on a CPU) GPU; the extension's runtime env (setup hook, PYTHONPATH); OpenRLHF's own
+``create_vllm_engines`` (colocated placement group, sleep mode) building ``RolloutRayActor``s over the vLLM
+shim; the extension's samples generator pulling ``--groups`` tasks and calling ``generate_responses`` through
+Ray, so the agent executor runs the WideSeek graph against the shim engine inside the actor. What the
+DeepSpeed side would do next needs CUDA; the GPU run does it. Prints a JSON summary (rows, rollouts, rewards
+per group) and leaves the debug dumps under ``--prep``/debug.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The launch check's evidence chain on the CPU: the extension's debug dumps (rollouts as executed, advantages
-as assigned, rows as a policy rank trains them) and ``check_launch.py``'s independent recomputation, which must
+as assigned, rows as a policy rank trains them) and ``check_launch.py``'s independent recomputation, which
+must
 agree on correct advantages and catch a wrong one; plus the results file and the trimmed log."""
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def test_results_file_and_trimmed_log(tmp_path, monkeypatch):
         "Traceback (most recent call last):\n  File x\nValueError: boom\n"
         "(PolicyModelActor pid=12) INFO 10:00:00 training.openrlhf_ext.install] WideSeek OpenRLHF extension "
         "active in openrlhf.trainer.ray.ppo_actor\n"
-        "(PPOTrainer pid=13) INFO 10:00:09 training.openrlhf_ext.experience] WideSeek advantages: 49 rows from "
+        "(PPOTrainer pid=13) INFO 10:00:09 training.openrlhf_ext.experience] "
+        "WideSeek advantages: 49 rows from "
         "16 rollouts\n"
     )
     out = tmp_path / "results.json"

@@ -1,5 +1,6 @@
 """The run-only flash-attn stand-in (tests/gpu/flash_attn_shim): its kernels against direct attention, and
-transformers' own flash-attention-2 path through it against SDPA on a tiny Qwen3, packed the way OpenRLHF packs
+transformers' own flash-attention-2 path through it against SDPA on a tiny Qwen3, packed the way OpenRLHF
+packs
 rows (one row of concatenated sequences, position ids restarting at 0, no attention mask)."""
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def test_gradients_flow_through_the_varlen_kernel():
 
 
 def test_transformers_flash_attention_2_path_through_the_shim_equals_sdpa(monkeypatch):
-    """transformers' real FA2 code (packed-sequence detection, cu_seqlens, unpad/pad) with the stand-in kernels."""
+    """transformers' real FA2 code (packed-sequence detection, cu_seqlens, unpad/pad) with the stand-in
+    kernels."""
     mfau = pytest.importorskip("transformers.modeling_flash_attention_utils")
     from training.tiny_qwen3 import build_model
 

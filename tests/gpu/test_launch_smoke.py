@@ -1,7 +1,8 @@
 """The launch smoke run's pieces that hold on a CPU: the scaled-down command train_single_node.sh builds from
-scripts/gpu/launch_smoke.env parses with OpenRLHF 0.11.2's own parser and passes the extension's checks (1 and 2
-GPUs); launch_prep writes the inputs; and (slow) the rollout half of the launch runs on a local Ray with a fake
-GPU: OpenRLHF's create_vllm_engines and RolloutRayActor over the vLLM shim, the agent executor inside the actor,
+scripts/gpu/launch_smoke.env parses with OpenRLHF 0.11.2's own parser and passes the extension's checks (1 and
+2 GPUs); launch_prep writes the inputs; and (slow) the rollout half of the launch runs on a local Ray with a
+fake GPU: OpenRLHF's create_vllm_engines and RolloutRayActor over the vLLM shim, the agent executor inside the
+actor,
 the extension's samples generator driving it with sleep mode on, and the rollout dump."""
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 OpenRLHF's ``RolloutRayActor`` (the class itself, driven in-process without Ray), its ``WorkerWrap`` and its
 ``stateless_init_process_group`` run unmodified on top of the shim, backed by ``HFEngine`` with a tiny random
-Qwen3: generation equals a plain ``HFEngine`` on the same model, weights broadcast by a "trainer" thread arrive
-through ``WorkerWrap.update_weight`` (gloo instead of NCCL on the CPU), sleep/wake ordering mistakes raise, and
-every vLLM name OpenRLHF's Ray path uses exists in the shim. The CUDA-only bits of ``WorkerWrap`` (``torch.empty``
-on "cuda", CUDA streams, IPC handles) are redirected to the CPU here; the GPU run exercises them for real.
+Qwen3: generation equals a plain ``HFEngine`` on the same model, weights broadcast by a "trainer" thread
+arrive through ``WorkerWrap.update_weight`` (gloo instead of NCCL on the CPU), sleep/wake ordering mistakes
+raise, and every vLLM name OpenRLHF's Ray path uses exists in the shim. The CUDA-only bits of ``WorkerWrap``
+(``torch.empty`` on "cuda", CUDA streams, IPC handles) are redirected to the CPU here; the GPU run exercises
+them for real.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ WRAP = "openrlhf.trainer.ray.vllm_worker_wrap.WorkerWrap"
 
 @pytest.fixture(scope="module")
 def shim():
-    """``import vllm`` resolves to the shim inside this module only; everything imported meanwhile is forgotten
+    """``import vllm`` resolves to the shim inside this module only; everything imported meanwhile is
+    forgotten
     afterwards (so other tests still see whatever vLLM the environment really has, usually none)."""
 
     def bound_to_vllm(name: str) -> bool:
@@ -190,7 +192,8 @@ async def test_sleep_and_wake_follow_vllm_and_refuse_out_of_order_use(shim, mode
 
 @pytest.fixture
 def cuda_on_cpu(monkeypatch):
-    """WorkerWrap allocates receive buffers with device="cuda" and passes CUDA streams: redirect to the CPU."""
+    """WorkerWrap allocates receive buffers with device="cuda" and passes CUDA streams: redirect to the
+    CPU."""
     real_empty = torch.empty
 
     def empty(*args, **kw):
@@ -212,8 +215,9 @@ def free_port() -> int:
 async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follows(
     shim, model_dir, cuda_on_cpu, tmp_path, monkeypatch
 ):
-    """OpenRLHF's trainer side (stateless_init_process_group + broadcast, as ActorPPOTrainer does for non-colocated
-    engines) against the engine's WorkerWrap.init_process_group / update_weight, over the shim's communicator; the
+    """OpenRLHF's trainer side (stateless_init_process_group + broadcast, as ActorPPOTrainer does for
+    non-colocated engines) against the engine's WorkerWrap.init_process_group / update_weight, over the shim's
+    communicator; the
     probes both sides save after the sync pass the launch check."""
     from openrlhf.utils.distributed_util import stateless_init_process_group
 
@@ -262,7 +266,8 @@ async def test_weights_arrive_through_workerwrap_broadcast_and_generation_follow
         finally:
             plain.close()
         assert got.token_ids == want.token_ids
-        # the trainer's probe (what ActorPPOTrainer.broadcast_to_vllm adds under WIDESEEK_DEBUG_DIR) vs the engine's
+        # the trainer's probe (what ActorPPOTrainer.broadcast_to_vllm adds under WIDESEEK_DEBUG_DIR) vs the
+        # engine's
         from types import SimpleNamespace as NS
 
         from training.openrlhf_ext import debug
@@ -291,7 +296,8 @@ async def test_cuda_ipc_entry_point_hands_the_rebuilt_tensor_to_load_weights(
     shim, model_dir, cuda_on_cpu, monkeypatch
 ):
     """The colocated path's plumbing: WorkerWrap.update_weight_cuda_ipc picks this GPU's handle, rebuilds the
-    tensor (a stand-in rebuild function here; CUDA IPC needs a GPU) and loads it; a sync that leaves a parameter
+    tensor (a stand-in rebuild function here; CUDA IPC needs a GPU) and loads it; a sync that leaves a
+    parameter
     stale is refused."""
     import openrlhf.trainer.ray.utils as ray_utils
 

@@ -196,7 +196,7 @@ async def test_latency_model_is_exercised_by_the_policy(world: World) -> None:
     task = world.named_task(0, 4)
     corpus = MemoryCorpus(world.corpus_records())
     async with (
-        FakeOpenAIServer(policy, latency=LatencyModel(base=0.001, per_token=1e-5)) as srv,
+        FakeOpenAIServer(policy, latency=LatencyModel(base=0.1, per_token=1e-5)) as srv,
         aiohttp.ClientSession() as s,
     ):
         run = await RawClient(s, srv.base_url, "m", corpus).rollout(task.query)

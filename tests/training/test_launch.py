@@ -146,8 +146,14 @@ def test_extra_args_win_over_the_scripts_own_layout_flags(tmp_path):
     assert flags[-4:] == extra.split()
     a = parse(flags)
     assert a.vllm.num_engines == 1 and a.ref.num_gpus_per_node == 1 and a.actor.num_gpus_per_node == 2
-    out = run_script(MULTI, **COMMON, RAY_ADDRESS="http://h:8265", OUT_DIR=str(tmp_path / "run"), NODES="2",
-                     EXTRA_ARGS=extra)
+    out = run_script(
+        MULTI,
+        **COMMON,
+        RAY_ADDRESS="http://h:8265",
+        OUT_DIR=str(tmp_path / "run"),
+        NODES="2",
+        EXTRA_ARGS=extra,
+    )
     assert out.returncode == 0, out.stderr
     a = parse(trainer_flags(out.stdout))
     assert a.vllm.num_engines == 1 and a.ref.num_gpus_per_node == 1 and a.actor.num_nodes == 2

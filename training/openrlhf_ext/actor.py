@@ -25,7 +25,7 @@ class WideSeekActorPPOTrainer(ActorPPOTrainer):
 
     def broadcast_to_vllm(self):
         super().broadcast_to_vllm()
-        if debug.enabled():   # evidence for the launch check: the engines' weights and logits vs ours
+        if debug.enabled():  # evidence for the launch check: the engines' weights and logits vs ours
             debug.save_trainer_probe(self)
 
 

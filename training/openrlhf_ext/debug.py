@@ -1,18 +1,20 @@
-"""Evidence dumps for checking a real launch (``tests/gpu/check_launch.py``); off unless ``WIDESEEK_DEBUG_DIR``.
+"""Evidence dumps for checking a real launch (``tests/gpu/check_launch.py``); off unless
+``WIDESEEK_DEBUG_DIR``.
 
-With ``WIDESEEK_DEBUG_DIR=/some/dir`` set in the driver's environment (single-node Ray workers inherit it), the
-extension writes what a reviewer needs to check the multi-row training path from outside, without trusting the
-code under test:
+With ``WIDESEEK_DEBUG_DIR=/some/dir`` set in the driver's environment (single-node Ray workers inherit it),
+the extension writes what a reviewer needs to check the multi-row training path from outside, without trusting
+the code under test:
 
-* ``rollouts.jsonl`` (samples generator, trainer actor): every row exactly as an ``execute`` returned it, before
-  OpenRLHF touches it: task group, rollout, agent, turn, reward, generated tokens, and a key of its token ids.
+* ``rollouts.jsonl`` (samples generator, trainer actor): every row exactly as an ``execute`` returned it,
+  before OpenRLHF touches it: task group, rollout, agent, turn, reward, generated tokens, and a key of its
+  token ids.
 * ``experience.jsonl`` (experience maker, trainer actor): per training step, every row with the advantage the
   extension put on its action tokens and the per-rollout GRPO advantage.
 * ``actor_rank{R}.jsonl`` (each policy actor rank): per optimizer step, every row it trained on (by key) with
   the advantage values it saw in ``training_step``.
 * ``probe_trainer_sync{K}.pt`` (policy rank 0, after the K-th weight broadcast) and
-  ``probe_engine-{PID}_sync{K}.pt`` (each rollout engine, after receiving it): log-probs of a fixed probe batch
-  and a digest of every weight, so the engine's weights and logits can be compared with the trainer's.
+  ``probe_engine-{PID}_sync{K}.pt`` (each rollout engine, after receiving it): log-probs of a fixed probe
+  batch and a digest of every weight, so the engine's weights and logits can be compared with the trainer's.
 
 Every writer is best-effort: a failure is logged loudly and never stops training. Nothing here runs when the
 variable is unset.
@@ -70,7 +72,7 @@ def _guard(what: str, fn, *args: Any) -> None:
         print(f"[wideseek-debug] ERROR writing {what}:\n{traceback.format_exc()}", flush=True)
 
 
-# --- rows as executes returned them ----------------------------------------------------------------------------
+# --- rows as executes returned them -------------------------------------------------------------------------
 def dump_rollout_group(group: int, results: Sequence[Any], *, evaluation: bool = False) -> None:
     _guard("rollouts.jsonl", _dump_rollout_group, group, results, evaluation)
 
@@ -105,7 +107,7 @@ def _dump_rollout_group(group: int, results: Sequence[Any], evaluation: bool) ->
     append_jsonl("rollouts.jsonl", records)
 
 
-# --- what the experience maker assigned ---------------------------------------------------------------------------
+# --- what the experience maker assigned ---------------------------------------------------------------------
 _experience_steps = 0
 
 
@@ -152,7 +154,7 @@ def _dump_experience_batch(step: int, experiences: Sequence[Any], stamps: Sequen
     append_jsonl("experience.jsonl", records)
 
 
-# --- what each policy rank trained on ----------------------------------------------------------------------------
+# --- what each policy rank trained on -----------------------------------------------------------------------
 def dump_actor_micro_batch(trainer: Any, step: int, experience: Any, *, rank: int | None = None) -> None:
     _guard("actor_rank*.jsonl", _dump_actor_micro_batch, trainer, step, experience, rank)
 
@@ -186,7 +188,7 @@ def _dump_actor_micro_batch(trainer: Any, step: int, experience: Any, rank: int 
     append_jsonl(f"actor_rank{rank}.jsonl", records)
 
 
-# --- weight-sync probes ----------------------------------------------------------------------------------------
+# --- weight-sync probes -------------------------------------------------------------------------------------
 def probe_input_ids(vocab_size: int):
     """The fixed probe batch: PROBE_SHAPE token ids drawn with a fixed seed (identical on every machine)."""
     import torch
@@ -284,7 +286,8 @@ def _save_engine_probe(engine: Any, sync: int) -> None:
     with engine.hf.paused(), torch.no_grad():
         logits = model(input_ids=ids).logits.float()
         if trainer_attn and trainer_attn != serving:
-            # the same forward with the trainer's attention implementation: with equal weights it must give the
+            # the same forward with the trainer's attention implementation: with equal weights it must give
+            # the
             # trainer's logits up to summation order, without the bf16 gap between two attention kernels
             try:
                 model.config._attn_implementation = trainer_attn

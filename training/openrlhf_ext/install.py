@@ -69,7 +69,8 @@ def _patch_ppo_actor(module: ModuleType) -> None:
 
     ours = sys.modules.get(f"{__package__}.actor")
     if ours is not None and not hasattr(ours, "WideSeekActorPPOTrainer"):
-        # ``training.openrlhf_ext.actor`` is importing ppo_actor to subclass it (a fresh Ray worker unpickling a
+        # ``training.openrlhf_ext.actor`` is importing ppo_actor to subclass it (a fresh Ray worker unpickling
+        # a
         # reference to our class does exactly this): patching now would import the half-executed module. The
         # patch runs at the end of actor.py instead (:func:`run_deferred`).
         raise _Deferred
@@ -196,7 +197,8 @@ def _log_to_stdout() -> None:
     """Make the extension's INFO lines visible in Ray workers, as OpenRLHF does for its own logger.
 
     A Ray worker has no handler on the root logger, so INFO records (``WideSeek OpenRLHF extension active in
-    ...``, the per-step ``WideSeek advantages: ...`` summary) were dropped; Ray forwards a worker's stdout to the
+    ...``, the per-step ``WideSeek advantages: ...`` summary) were dropped; Ray forwards a worker's stdout to
+    the
     driver's log."""
     ours = logging.getLogger(__package__)
     if not ours.handlers:

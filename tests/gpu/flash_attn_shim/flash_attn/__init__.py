@@ -7,10 +7,10 @@ set (the WideSeek extension requires dynamic batching), and with packing it forc
 
 With this folder first on ``PYTHONPATH`` (it holds a ``flash_attn-2.8.3.dist-info`` so that transformers'
 ``is_flash_attn_2_available()`` accepts it), transformers' own flash-attention-2 path runs unchanged: it finds
-the packed sequences from the position ids, builds ``cu_seqlens`` and calls :func:`flash_attn_varlen_func` here,
-which attends within each sequence with ``torch.nn.functional.scaled_dot_product_attention`` (causal, GQA,
-softmax scale). Slower than flash-attn, numerically the same attention. Not supported (raise): dropout other
-than 0 at inference, sliding windows, softcap, ALiBi, paged KV caches. There is deliberately no
+the packed sequences from the position ids, builds ``cu_seqlens`` and calls :func:`flash_attn_varlen_func`
+here, which attends within each sequence with ``torch.nn.functional.scaled_dot_product_attention`` (causal,
+GQA, softmax scale). Slower than flash-attn, numerically the same attention. Not supported (raise): dropout
+other than 0 at inference, sliding windows, softcap, ALiBi, paged KV caches. There is deliberately no
 ``flash_attn.ops``, so OpenRLHF uses its pure-torch log-prob code.
 """
 

@@ -1,9 +1,10 @@
 """``vllm.SamplingParams`` with vLLM 0.29's field names and defaults, as a plain (picklable) dataclass.
 
-OpenRLHF's ``SamplesGenerator`` builds one in the trainer actor and sends it through Ray to the rollout actors;
-the agent executor's endpoint copies it with per-request overrides (``training.engine.make_sampling_params``).
-Only fields :class:`training.hf_engine.HFEngine` honours are accepted with non-default values: a field it would
-silently ignore is an error here, so a run never differs from vLLM without saying so.
+OpenRLHF's ``SamplesGenerator`` builds one in the trainer actor and sends it through Ray to the rollout
+actors; the agent executor's endpoint copies it with per-request overrides
+(``training.engine.make_sampling_params``). Only fields :class:`training.hf_engine.HFEngine` honours are
+accepted with non-default values: a field it would silently ignore is an error here, so a run never differs
+from vLLM without saying so.
 """
 
 from __future__ import annotations

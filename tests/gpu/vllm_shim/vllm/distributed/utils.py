@@ -1,5 +1,6 @@
-"""``vllm.distributed.utils.StatelessProcessGroup``: a TCP store shared by the trainer's rank 0 and the engines,
-outside ``torch.distributed``'s global state (OpenRLHF's ``stateless_init_process_group`` builds one on each side
+"""``vllm.distributed.utils.StatelessProcessGroup``: a TCP store shared by the trainer's rank 0 and the
+engines, outside ``torch.distributed``'s global state (OpenRLHF's ``stateless_init_process_group`` builds one
+on each side
 and puts the NCCL communicator on it)."""
 
 from __future__ import annotations

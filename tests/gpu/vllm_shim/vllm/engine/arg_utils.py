@@ -1,7 +1,8 @@
-"""``vllm.AsyncEngineArgs``: the keyword arguments ``openrlhf.trainer.ray.vllm_engine.create_vllm_engines`` passes.
+"""``vllm.AsyncEngineArgs``: the keyword arguments ``openrlhf.trainer.ray.vllm_engine.create_vllm_engines``
+passes.
 
-Unknown keywords raise ``TypeError`` (as vLLM's dataclass does), so a new OpenRLHF argument is noticed rather than
-dropped. Arguments that only matter to vLLM's own memory manager or compiler are accepted and recorded.
+Unknown keywords raise ``TypeError`` (as vLLM's dataclass does), so a new OpenRLHF argument is noticed rather
+than dropped. Arguments that only matter to vLLM's own memory manager or compiler are accepted and recorded.
 """
 
 from __future__ import annotations

@@ -1,27 +1,29 @@
-"""``vllm.AsyncLLMEngine`` over :class:`training.hf_engine.HFEngine`, with a vLLM-style worker for ``WorkerWrap``.
+"""``vllm.AsyncLLMEngine`` over :class:`training.hf_engine.HFEngine`, with a vLLM-style worker for
+``WorkerWrap``.
 
 What OpenRLHF 0.11.2's ``RolloutRayActor`` calls on ``self.llm``, and what this does:
 
-* ``from_engine_args(AsyncEngineArgs)``: loads the HF model (``dtype`` as OpenRLHF asks: bfloat16; SDPA attention)
-  and tokenizer on this actor's GPU (CPU when there is none), wraps them in an ``HFEngine``, and builds the worker:
-  a class with vLLM's worker attributes (``device``, ``model_config.dtype``, ``model_runner.model.load_weights``)
-  plus the ``worker_extension_cls`` OpenRLHF names (``openrlhf...vllm_worker_wrap.WorkerWrap``), mixed in the way
-  vLLM mixes it in. A one-member default ``torch.distributed`` group is created when none exists (vLLM's worker
-  has one; ``WorkerWrap`` asks for its rank).
+* ``from_engine_args(AsyncEngineArgs)``: loads the HF model (``dtype`` as OpenRLHF asks: bfloat16; SDPA
+  attention) and tokenizer on this actor's GPU (CPU when there is none), wraps them in an ``HFEngine``, and
+  builds the worker: a class with vLLM's worker attributes (``device``, ``model_config.dtype``,
+  ``model_runner.model.load_weights``) plus the ``worker_extension_cls`` OpenRLHF names
+  (``openrlhf...vllm_worker_wrap.WorkerWrap``), mixed in the way vLLM mixes it in. A one-member default
+  ``torch.distributed`` group is created when none exists (vLLM's worker has one; ``WorkerWrap`` asks for its
+  rank).
 * ``generate(prompt, sampling_params, request_id)``: an async generator yielding the final ``RequestOutput``.
-* ``collective_rpc(method, timeout, args, kwargs)``: runs the worker method on one dedicated thread (vLLM runs it
-  in its worker process), returns ``[result]``. ``update_weight`` / ``update_weight_cuda_ipc`` arrive here.
-* ``sleep(level)`` / ``wake_up(tags)`` / ``is_sleeping()``: level-1 semantics for every level (weights moved to
-  CPU, cache dropped; ``"weights"`` brings them back). Generating while asleep, or loading weights while the
-  weights sleep, raises: that is an ordering bug a real engine would not survive either.
+* ``collective_rpc(method, timeout, args, kwargs)``: runs the worker method on one dedicated thread (vLLM runs
+  it in its worker process), returns ``[result]``. ``update_weight`` / ``update_weight_cuda_ipc`` arrive here.
+* ``sleep(level)`` / ``wake_up(tags)`` / ``is_sleeping()``: level-1 semantics for every level (weights moved
+  to CPU, cache dropped; ``"weights"`` brings them back). Generating while asleep, or loading weights while
+  the weights sleep, raises: that is an ordering bug a real engine would not survive either.
 * ``reset_prefix_cache()``: the HF engine keeps no prefix cache; counted, returns True.
-* ``pause_generation(mode="keep"|"wait")`` / ``resume_generation()``: no new request starts while paused; running
-  ones finish first (vLLM's "keep" would freeze them mid-way).
+* ``pause_generation(mode="keep"|"wait")`` / ``resume_generation()``: no new request starts while paused;
+  running ones finish first (vLLM's "keep" would freeze them mid-way).
 * ``output_processor.get_num_unfinished_requests()``: requests inside ``generate``.
 
-At the end of each weight sync (the call OpenRLHF flags with ``empty_cache=True``) the engine checks that every
-parameter was updated and, when ``WIDESEEK_DEBUG_DIR`` is set, saves its logits on the probe batch and a digest
-of its weights (``training.openrlhf_ext.debug``) for the launch check.
+At the end of each weight sync (the call OpenRLHF flags with ``empty_cache=True``) the engine checks that
+every parameter was updated and, when ``WIDESEEK_DEBUG_DIR`` is set, saves its logits on the probe batch and a
+digest of its weights (``training.openrlhf_ext.debug``) for the launch check.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class AsyncLLMEngine:
             self.device = torch.device("cpu")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
-        dtype = _DTYPES.get(str(args.dtype), None)
+        dtype = _DTYPES.get(str(args.dtype))
         t0 = time.perf_counter()
         model = AutoModelForCausalLM.from_pretrained(
             args.model,
@@ -160,7 +162,7 @@ class AsyncLLMEngine:
             f"logprobs_mode={args.logprobs_mode} (loaded in {time.perf_counter() - t0:.1f} s)"
         )
 
-    # --- torch.distributed: vLLM's worker always has a default group (its TP group) ---------------------------
+    # --- torch.distributed: vLLM's worker always has a default group (its TP group) -------------------------
     @staticmethod
     def _init_default_group() -> None:
         import torch.distributed as dist
@@ -168,7 +170,7 @@ class AsyncLLMEngine:
         if dist.is_available() and not dist.is_initialized():
             dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 
-    # --- generation ---------------------------------------------------------------------------------------------
+    # --- generation -----------------------------------------------------------------------------------------
     async def generate(
         self, prompt: Any, sampling_params: Any, request_id: str, **kwargs: Any
     ) -> AsyncIterator[Any]:
@@ -197,7 +199,7 @@ class AsyncLLMEngine:
         out.request_id = request_id
         yield out
 
-    # --- worker RPCs (weight updates) ----------------------------------------------------------------------------
+    # --- worker RPCs (weight updates) -----------------------------------------------------------------------
     async def collective_rpc(
         self, method: Any, timeout: float | None = None, args: tuple = (), kwargs: dict | None = None
     ) -> list[Any]:
@@ -257,7 +259,7 @@ class AsyncLLMEngine:
 
             debug.save_engine_probe(self, self.syncs)
 
-    # --- sleep mode ----------------------------------------------------------------------------------------------
+    # --- sleep mode -----------------------------------------------------------------------------------------
     async def sleep(self, level: int = 1, mode: str = "abort") -> None:
         await asyncio.get_running_loop().run_in_executor(self._rpc, self._sleep_sync, level)
 
@@ -295,7 +297,7 @@ class AsyncLLMEngine:
     async def is_sleeping(self) -> bool:
         return not (self._weights_awake and self._kv_awake)
 
-    # --- cache, pause ------------------------------------------------------------------------------------------------
+    # --- cache, pause ---------------------------------------------------------------------------------------
     async def reset_prefix_cache(
         self, reset_running_requests: bool = False, reset_connector: bool = False
     ) -> bool:

@@ -1,9 +1,10 @@
 """``vllm.distributed.device_communicators.pynccl.PyNcclCommunicator`` on PyTorch's own NCCL backend.
 
 vLLM calls libnccl through ctypes; this builds a ``torch.distributed.ProcessGroupNCCL`` directly on the
-stateless group's store (no global ``torch.distributed`` state is touched, so it coexists with DeepSpeed's group
-in the trainer and the engine's own default group). On a CPU device it uses gloo, which is what the CPU tests
-exercise. Only ``broadcast`` (all OpenRLHF uses) and the construction-time warm-up all-reduce are provided.
+stateless group's store (no global ``torch.distributed`` state is touched, so it coexists with DeepSpeed's
+group in the trainer and the engine's own default group). On a CPU device it uses gloo, which is what the CPU
+tests exercise. Only ``broadcast`` (all OpenRLHF uses) and the construction-time warm-up all-reduce are
+provided.
 """
 
 from __future__ import annotations
