@@ -238,8 +238,14 @@ def run(cfg: LoopConfig, work: Path) -> dict[str, Any]:
     syncs: list[float] = []
     out: dict[str, Any] = {"rl_task_pool": len(pool)}
     loop = asyncio.new_event_loop()
+    started = time.perf_counter()
+    out["stopped_by_time_budget"] = False
     try:
         for step in range(cfg.grpo_steps):
+            if steps and time.perf_counter() - started > cfg.grpo_max_minutes * 60:
+                out["stopped_by_time_budget"] = True  # a command on the GPU machine has a hard wall-time limit
+                log.info("grpo: time budget of %.1f min spent after %d steps", cfg.grpo_max_minutes, len(steps))
+                break
             t0 = time.perf_counter()
             records = rng.sample(pool, cfg.tasks_per_step)
             engine.reset_stats()
