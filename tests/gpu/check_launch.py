@@ -270,6 +270,8 @@ def check_probes(debug: Path) -> dict[str, Any]:
             argmax = (e["logprobs"].argmax(-1) == t["logprobs"].argmax(-1)).float().mean().item()
             same = e.get("logprobs_trainer_attention")
             same_d = (same - t["logprobs"]).abs().max().item() if same is not None else None
+            fp32 = e.get("logprobs_fp32")
+            floor = (e["logprobs"] - fp32).abs() if fp32 is not None else None
             info = {
                 "file": p.name,
                 "digest_equal": e["digest"] == t["digest"],
@@ -281,18 +283,25 @@ def check_probes(debug: Path) -> dict[str, Any]:
                 "trainer_attn": t.get("attn_implementation"),
                 "logprob_max_abs_diff_same_attention": same_d,
                 "same_attention_error": e.get("trainer_attention_error"),
+                "bf16_floor_max": floor.max().item() if floor is not None else None,
+                "bf16_floor_mean": floor.mean().item() if floor is not None else None,
                 "engine_calls": e.get("calls"),
             }
             serving_ok = (
                 info["logprob_max_abs_diff"] <= SERVING_MAX_TOL
                 and info["logprob_mean_abs_diff"] <= SERVING_MEAN_TOL
             )
-            info["ok"] = bool(
-                info["digest_equal"]
-                and same_ids
-                and serving_ok
-                and (same_d is None or same_d <= SAME_ATTN_TOL)
-            )
+            if floor is not None:
+                # equal weights (the digest), so the gap may be rounding only: at most two bf16 errors of the
+                # engine's own size against fp32 (a fixed 1e-2 was below bf16's floor, about 0.2, for every
+                # forward of the first H200 launch's model, the trainer's included); an fp32 engine has
+                # floor 0 and keeps the fixed tolerance
+                close = d.max().item() <= max(
+                    2 * info["bf16_floor_max"], SAME_ATTN_TOL
+                ) and d.mean().item() <= max(2 * info["bf16_floor_mean"], SAME_ATTN_TOL)
+            else:
+                close = same_d is None or same_d <= SAME_ATTN_TOL
+            info["ok"] = bool(info["digest_equal"] and same_ids and serving_ok and close)
             per_engine.append(info)
         entry["per_engine"] = per_engine
         entry["weights_changed_since_previous_sync"] = (

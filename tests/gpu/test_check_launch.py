@@ -144,3 +144,48 @@ def test_results_file_and_trimmed_log(tmp_path, monkeypatch):
     }
     trimmed = (tmp_path / "trim").read_text()
     assert "Global step 2" in trimmed and "ValueError: boom" in trimmed and len(trimmed.splitlines()) < 200
+
+
+def _probe_files(debug: Path, *, gap: float, floor: float, engine_digest: str = "d1") -> None:
+    """One sync's trainer and engine probes: the engine's logprobs ``gap`` from the trainer's on one
+    vocabulary entry in ten, its fp32 forward ``floor`` from its own bf16 one on those entries (what bf16
+    rounding costs on this probe)."""
+    debug.mkdir(parents=True, exist_ok=True)
+    ids = torch.arange(12).reshape(2, 6)
+    base = torch.log_softmax(torch.linspace(-3, 3, 2 * 6 * 10).reshape(2, 6, 10), -1)
+    torch.save(
+        {"sync": 1, "digest": "d1", "logprobs": base, "input_ids": ids}, debug / "probe_trainer_sync1.pt"
+    )
+    some = torch.zeros_like(base)
+    some[..., ::10] = 1.0
+    engine = base + gap * some
+    torch.save(
+        {
+            "sync": 1,
+            "digest": engine_digest,
+            "logprobs": engine,
+            "input_ids": ids,
+            "logprobs_trainer_attention": engine,
+            "logprobs_fp32": engine + floor,
+        },
+        debug / "probe_engine-7_sync1.pt",
+    )
+
+
+@pytest.mark.parametrize(
+    ("gap", "floor", "digest", "ok"),
+    [
+        (0.1, 0.2, "d1", True),  # bf16 rounding on both sides (the H200 launch: gap 0.11, floor 0.17)
+        (0.5, 0.2, "d1", False),  # more than two bf16 errors apart: not the same function
+        (0.1, 0.2, "d2", False),  # logits close but the weights differ: the update did not arrive
+        (0.05, 0.0, "d1", False),  # an fp32 engine (floor 0) keeps the fixed tolerance
+        (0.001, 0.0, "d1", True),
+    ],
+)
+def test_weight_sync_check_measures_the_gap_against_bf16s_floor(tmp_path, gap, floor, digest, ok):
+    _probe_files(tmp_path, gap=gap, floor=floor, engine_digest=digest)
+    out = check_launch.check_probes(tmp_path)
+    (eng,) = out["syncs"][0]["per_engine"]
+    assert eng["bf16_floor_max"] == pytest.approx(floor, abs=1e-6)
+    assert eng["logprob_max_abs_diff"] == pytest.approx(gap, abs=1e-6)
+    assert eng["ok"] is ok and out["ok"] is ok

@@ -22,6 +22,7 @@ variable is unset.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -296,6 +297,12 @@ def _save_engine_probe(engine: Any, sync: int) -> None:
                 matched_error = f"{type(e).__name__}: {e}"
             finally:
                 model.config._attn_implementation = serving
+        # bf16's own noise floor on this probe: the same weights upcast to fp32. Two bf16 forwards of equal
+        # weights through different kernels (DeepSpeed's ZeRO-3 linear vs F.linear) differ by about this much,
+        # so the check compares the engine-trainer gap with it instead of a fixed tolerance.
+        fp32 = copy.deepcopy(model).float()
+        logprobs_fp32 = torch.log_softmax(fp32(input_ids=ids).logits.float(), -1).cpu()
+        del fp32
     torch.save(
         {
             "sync": sync,
@@ -305,6 +312,7 @@ def _save_engine_probe(engine: Any, sync: int) -> None:
             "logprobs": torch.log_softmax(logits, -1).cpu(),
             "input_ids": ids.cpu(),
             "logprobs_trainer_attention": matched,
+            "logprobs_fp32": logprobs_fp32,
             "trainer_attention": trainer_attn,
             "trainer_attention_error": matched_error,
             "attn_implementation": serving,
