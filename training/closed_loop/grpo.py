@@ -243,8 +243,11 @@ def run(cfg: LoopConfig, work: Path) -> dict[str, Any]:
     try:
         for step in range(cfg.grpo_steps):
             if steps and time.perf_counter() - started > cfg.grpo_max_minutes * 60:
-                out["stopped_by_time_budget"] = True  # a command on the GPU machine has a hard wall-time limit
-                log.info("grpo: time budget of %.1f min spent after %d steps", cfg.grpo_max_minutes, len(steps))
+                # a command on the GPU machine has a hard time limit: stop between steps, keep the results
+                out["stopped_by_time_budget"] = True
+                log.info(
+                    "grpo: time budget of %.1f min spent after %d steps", cfg.grpo_max_minutes, len(steps)
+                )
                 break
             t0 = time.perf_counter()
             records = rng.sample(pool, cfg.tasks_per_step)
