@@ -51,7 +51,7 @@ class LoopConfig(BaseModel):
     # --- supervised warm start ------------------------------------------------------------------------------
     sft_tasks: int = 4000
     sft_epochs: float = 2.0
-    sft_lr: float = 1e-3      # 1.5e-3 spiked the loss twice in run2
+    sft_lr: float = 1e-3  # 1.5e-3 spiked the loss twice in run2
     sft_warmup_steps: int = 200
     sft_batch_tokens: int = 32_768
     sft_checkpoints: int = 2
@@ -70,7 +70,8 @@ class LoopConfig(BaseModel):
     group: int = 8
     lr: float = 5e-5
     grpo_max_minutes: float = Field(
-        6.5, description="Stop after the step that crosses this wall time (model and results still saved).")
+        6.5, description="Stop after the step that crosses this wall time (model and results still saved)."
+    )
     kl_coef: float = 0.001
     zero_stage: int = 3
     trainer: Literal["deepspeed", "torch"] = "deepspeed"
