@@ -9,11 +9,13 @@ so existing ``except ValueError`` code keeps working::
     │   ├── BackendConfigError               search backend chosen without what it needs (tools.factory)
     │   └── CorpusError                      corpus file missing or malformed (tools.local)
     ├── RetryableError                     one attempt failed in a way a retry may fix (runtime.retry);
-    │                                        converted by its caller once the retries run out
+    │   │                                    converted by its caller once the retries run out
+    │   └── RequestTimedOut                  the attempt ran out of time (model transport: retried once)
     ├── ModelError                         the model server gave no completion (model.transport, model.chat)
     │   ├── ModelRequestError                the server rejected the request (4xx); ``status``
     │   │   └── ContextOverflowError           the agent's context no longer fits   [the model's own doing]
-    │   └── ModelUnavailableError            429 / 5xx / timeouts / connection errors after every retry
+    │   ├── ModelUnavailableError            429 / 5xx / timeouts / connection errors after every retry
+    │   └── ReplyTooLarge                    a reply exceeded ``max_reply_bytes``; cut off, never retried
     ├── ToolError                          a tool call could not be served
     │   ├── ToolArgumentError (ValueError)   the arguments do not fit the schema   [the model's own doing]
     │   ├── BackendError                     a search backend or page reader failed; ``retryable``
@@ -66,6 +68,8 @@ __all__ = [
     "ModelRequestError",
     "ModelUnavailableError",
     "PageNotFound",
+    "ReplyTooLarge",
+    "RequestTimedOut",
     "RetryableError",
     "SummaryError",
     "TableParseError",
@@ -106,6 +110,11 @@ class RetryableError(WideSeekError):
         self.retry_after = retry_after
 
 
+class RequestTimedOut(RetryableError):
+    """An attempt that ran out of time. The model transport retries it at most once: a hung server would
+    otherwise cost the whole timeout once per retry."""
+
+
 # --- the model server ---------------------------------------------------------------------------------------
 class ModelError(WideSeekError):
     """The model server did not produce a completion. Messages never contain API keys."""
@@ -126,6 +135,10 @@ class ContextOverflowError(ModelRequestError):
 
 class ModelUnavailableError(ModelError):
     """The server kept failing (429/5xx/timeouts/connection errors) after every retry."""
+
+
+class ReplyTooLarge(ModelError):
+    """A reply (model server or judge) passed the byte limit; the transfer was stopped there, not retried."""
 
 
 # --- tools --------------------------------------------------------------------------------------------------
