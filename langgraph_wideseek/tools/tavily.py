@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from ..errors import BackendError, PageNotFound, RetryableError, raise_if_strict
+from ..errors import BackendConfigError, BackendError, PageNotFound, RetryableError, raise_if_strict
 from ..runtime import LoopLocal, LoopLocalSemaphore, MicroBatcher, RateLimiter, RetryPolicy, retry_async
 from .base import Page, SearchHit
 from .page_cache import PageCache
@@ -269,6 +269,11 @@ class TavilyReader:
 def build_tavily_backends(cfg: Any) -> tuple[TavilySearch, TavilyReader]:
     """The Tavily search backend and page reader for ``cfg`` (a ``WideSeekConfig``)."""
     key = cfg.tavily_api_key.get_secret_value() if cfg.tavily_api_key is not None else None
+    if not key and not cfg.tavily_keyless:
+        raise BackendConfigError(
+            "search='tavily' needs an API key: set TAVILY_API_KEY (or --tavily-api-key); to use Tavily's "
+            "rate-limited keyless mode instead, set WIDESEEK_TAVILY_KEYLESS=1"
+        )
     api = TavilyAPI(key, base_url=cfg.tavily_base_url, strict=cfg.strict)
     cache = PageCache(cfg.cache_dir, namespace="tavily-pages") if cfg.cache_dir is not None else None
     return TavilySearch(api), TavilyReader(api, cache=cache)
