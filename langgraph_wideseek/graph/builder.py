@@ -423,8 +423,11 @@ class WideSeekGraph:
         return g.compile(name="subagent")
 
     # ========================================================================================== lead graph
-    def _validate_subtasks(self, call: dict[str, Any]) -> tuple[list[str], list[str], str | None]:
-        """(subtask prompts, notes for the lead, error) for one create_sub_agents call."""
+    def _validate_subtasks(
+        self, call: dict[str, Any], started: int = 0
+    ) -> tuple[list[str], list[str], str | None]:
+        """(subtask prompts, notes for the lead, error) for one create_sub_agents call, ``started`` subagents
+        into the run: at most ``max_subagents`` per call and ``max_total_subagents`` per run."""
         if not call["valid"]:
             return [], [], call.get("error") or "malformed tool call"
         if call["name"] != CREATE_SUB_AGENTS:
@@ -452,6 +455,14 @@ class WideSeekGraph:
         if len(prompts) > limit:
             notes.append(self.prompts.text("dropped_subagents", max=limit, dropped=len(prompts) - limit))
             prompts = prompts[:limit]
+        total = self.config.max_total_subagents
+        left = max(0, total - started)
+        if len(prompts) > left:
+            note = self.prompts.text("run_subagents_spent", max=total, dropped=len(prompts) - left)
+            if not left:
+                return [], [], note
+            notes.append(note)
+            prompts = prompts[:left]
         return prompts, notes, None
 
     async def _lead_node(self, state: LeadState) -> dict[str, Any]:
@@ -468,7 +479,8 @@ class WideSeekGraph:
         elif out is not None and out.kind is ReplyKind.TOOLS:
             assert out.reply is not None
             calls = ordered_calls(out.reply)
-            prompts, notes, error = self._validate_subtasks(calls[0])
+            started = sum(a.get("role") == Role.SUBAGENT for a in state.get("agents") or [])
+            prompts, notes, error = self._validate_subtasks(calls[0], started)
             wave += 0 if error else 1
             update["wave"] = wave
             update["pending"] = PendingCall(
