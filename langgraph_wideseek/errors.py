@@ -7,7 +7,8 @@ so existing ``except ValueError`` code keeps working::
     WideSeekError
     ├── ConfigError (ValueError)           the configuration cannot build what it names
     │   ├── BackendConfigError               search backend chosen without what it needs (tools.factory)
-    │   └── CorpusError                      corpus file missing or malformed (tools.local)
+    │   ├── CorpusError                      corpus file missing or malformed (tools.local)
+    │   └── OutputPathError                  an output file or folder cannot be written (checked up front)
     ├── RetryableError                     one attempt failed in a way a retry may fix (runtime.retry);
     │   │                                    converted by its caller once the retries run out
     │   └── RequestTimedOut                  the attempt ran out of time (model transport: retried once)
@@ -67,6 +68,7 @@ __all__ = [
     "ModelError",
     "ModelRequestError",
     "ModelUnavailableError",
+    "OutputPathError",
     "PageNotFound",
     "ReplyTooLarge",
     "RequestTimedOut",
@@ -99,6 +101,10 @@ class BackendConfigError(ConfigError):
 
 class CorpusError(ConfigError):
     """The corpus file is missing or has malformed lines."""
+
+
+class OutputPathError(ConfigError):
+    """An output path (trajectory file, eval or index folder) cannot be written; names it and says why."""
 
 
 # --- retries ------------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from ..tools.base import PageReader, SearchBackend
 from ..tools.schemas import ACCESS, CREATE_SUB_AGENTS, SEARCH, lead_tools, subagent_tools
 from ..tools.search import SearchTool
 from ..tools.summarize import PageSummarizer
+from ..tools.tally import tallying
 from .answer import extract_boxed, extract_table
 from .result import Usage, WideSeekResult
 from .state import (
@@ -658,20 +659,23 @@ class WideSeekGraph:
             self._compiled = self.compile()
         inputs: dict[str, Any] = {"question": question, "rollout_id": rollout_id or uuid.uuid4().hex}
         final: dict[str, Any] | None = None
-        if on_event is None:
-            final = await self._compiled.ainvoke(inputs, config)
-        else:
-            # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
-            # custom events only with subgraphs=True. Values are taken from the parent graph alone.
-            async for ns, mode, chunk in self._compiled.astream(
-                inputs, config, stream_mode=["custom", "values"], subgraphs=True
-            ):
-                if mode == "custom":
-                    on_event(cast(dict[str, Any], chunk))
-                elif not ns:
-                    final = cast(dict[str, Any], chunk)
+        with tallying() as tools:
+            if on_event is None:
+                final = await self._compiled.ainvoke(inputs, config)
+            else:
+                # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
+                # custom events only with subgraphs=True. Values are taken from the parent graph alone.
+                async for ns, mode, chunk in self._compiled.astream(
+                    inputs, config, stream_mode=["custom", "values"], subgraphs=True
+                ):
+                    if mode == "custom":
+                        on_event(cast(dict[str, Any], chunk))
+                    elif not ns:
+                        final = cast(dict[str, Any], chunk)
         assert final is not None
-        return self.result_from_state(final)
+        result = self.result_from_state(final)
+        result.tools = tools
+        return result
 
     def run(self, question: str, **kwargs: Any) -> WideSeekResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await arun`` there)."""

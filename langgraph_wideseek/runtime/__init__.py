@@ -12,7 +12,13 @@ Nothing here knows about models, tools or graphs.
 """
 
 from .batcher import MicroBatcher
-from .files import DurableAppender, atomic_write_text
+from .files import (
+    DurableAppender,
+    OutputPathError,
+    atomic_write_text,
+    check_writable_dir,
+    check_writable_file,
+)
 from .gc import tune_gc
 from .http import read_capped
 from .loops import ENDPOINT_LIMITERS, EndpointLimiters, LoopLocal, LoopLocalSemaphore, RateLimiter
@@ -25,10 +31,13 @@ __all__ = [
     "LoopLocal",
     "LoopLocalSemaphore",
     "MicroBatcher",
+    "OutputPathError",
     "RateLimiter",
     "RetryPolicy",
     "RetryableError",
     "atomic_write_text",
+    "check_writable_dir",
+    "check_writable_file",
     "parse_retry_after",
     "read_capped",
     "retry_async",

@@ -1,5 +1,5 @@
-"""Hard ceilings on subagents (issue 13): per call and per run, with a note to the lead, and settings above the
-ceilings refused (one model reply once started 5,000 subagents)."""
+"""Hard ceilings on subagents (issue 13): per call and per run, with a note to the lead, and settings above
+the ceilings refused (one model reply once started 5,000 subagents)."""
 
 from __future__ import annotations
 
