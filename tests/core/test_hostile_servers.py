@@ -204,3 +204,17 @@ async def test_a_summariser_on_another_host_receives_no_authorization_header(hos
 
 async def _json(obj: Any) -> web.Response:
     return web.json_response(obj)
+
+
+@pytest.mark.parametrize("handler", [endless, huge_declared])
+async def test_tavily_replies_are_cut_off_too(hostile, handler):
+    from langgraph_wideseek.tools.tavily import TavilyAPI, TavilySearch
+
+    srv = await hostile(handler)
+    search = TavilySearch(TavilyAPI("tvly-k", base_url=srv.url, retry=FAST, max_reply_bytes=LIMIT))
+    try:
+        with pytest.raises(BackendError, match="max_reply_bytes"):
+            await asyncio.wait_for(search.search("q", 3), 10)
+    finally:
+        await search.aclose()
+    assert srv.requests == 1
