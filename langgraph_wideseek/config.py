@@ -9,12 +9,57 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SearchBackendName = Literal["local", "tavily", "web", "retriever"]
+
+#: Hard ceilings: a setting above them is refused (each subagent is a concurrent agent loop with its own
+#: context; thousands of them exhaust memory long before they help).
+MAX_SUBAGENTS_CEILING = 100
+MAX_TOTAL_SUBAGENTS_CEILING = 1_000
+#: Default byte limit of one reply from the model server, the judge or a search service (16 MiB): a reply
+#: filling a 32k-token context with token ids and per-token logprobs takes about 5 MB.
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 Language = Literal["en", "zh"]
+
+
+def check_http_url(url: str, what: str = "base_url") -> str:
+    """``url`` without its trailing slash, or ``ValueError`` saying why it is not an http(s) URL of a host.
+
+    Every endpoint URL (model server, summariser, judge, retriever, Tavily) goes through this at start-up, so
+    a typo fails at once with its name instead of being retried as a connection error.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError as e:
+        raise ValueError(f"{what} {url!r} is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} {url!r} is not an http(s) URL with a host, e.g. http://localhost:8000/v1")
+    if port == 0:
+        raise ValueError(f"{what} {url!r} has port 0")
+    if any(c.isspace() for c in url.strip()):
+        raise ValueError(f"{what} {url!r} contains whitespace")
+    return url.strip().rstrip("/")
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, the unit a credential is given for."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def key_for(url: str, key: str | None, *, given_for: str) -> str | None:
+    """``key`` if ``url`` is on the host it was ``given_for``, else ``None``: a key goes only to its own host.
+
+    The page summariser and any other secondary endpoint get the main key only through this, so a separate
+    host (``--summary-base-url``) never receives ``OPENAI_API_KEY``. The judge never reads the main key.
+    """
+    return key if key and origin(url) == origin(given_for) else None
 
 
 def _env(field: str, *extra: str) -> AliasChoices:
@@ -41,16 +86,31 @@ class WideSeekConfig(BaseSettings):
     api_key: SecretStr | None = Field(None, validation_alias=_env("api_key", "OPENAI_API_KEY"), repr=False)
     model: str = Field("RLinf/WideSeek-R1-4b", validation_alias=_env("model"))
     request_timeout: float = Field(
-        600.0,
+        300.0,
         gt=0,
         validation_alias=_env("request_timeout"),
-        description="Seconds one model request may take before it is retried.",
+        description="Seconds one model request may take (vLLM sends a whole reply only when it is done); a "
+        "request that times out is retried once, so a hung server fails a call in about twice this.",
+    )
+    connect_timeout: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("connect_timeout"),
+        description="Seconds to open a connection to the model server, the judge or a search service.",
     )
     max_retries: int = Field(
         4,
         ge=0,
         validation_alias=_env("max_retries"),
-        description="Retries of a model request on 429, 5xx, timeouts and connection errors.",
+        description="Retries of a model request on 429, 5xx and connection errors (timeouts: at most one).",
+    )
+    max_reply_bytes: int = Field(
+        DEFAULT_MAX_REPLY_BYTES,
+        ge=1024,
+        validation_alias=_env("max_reply_bytes"),
+        description="Bytes one reply of the model server, the judge or a search service may have; a longer "
+        "reply is cut off at the limit and fails without a retry. The default holds a reply filling a 32k "
+        "context with its token ids and logprobs several times over.",
     )
     max_inflight_requests: int = Field(
         256,
@@ -88,8 +148,18 @@ class WideSeekConfig(BaseSettings):
     max_subagents: int = Field(
         10,
         ge=1,
+        le=MAX_SUBAGENTS_CEILING,
         validation_alias=_env("max_subagents"),
-        description="Subagents per create_sub_agents call; extra entries are dropped.",
+        description="Subagents per create_sub_agents call (the paper: 10); extra entries are dropped. "
+        f"At most {MAX_SUBAGENTS_CEILING}.",
+    )
+    max_total_subagents: int = Field(
+        100,
+        ge=1,
+        le=MAX_TOTAL_SUBAGENTS_CEILING,
+        validation_alias=_env("max_total_subagents"),
+        description="Subagents per run, over all waves (default: 10 per call x 10 lead turns); a call "
+        f"beyond it starts only what is left, and the lead is told. At most {MAX_TOTAL_SUBAGENTS_CEILING}.",
     )
     max_tool_items: int = Field(
         5,
@@ -141,6 +211,11 @@ class WideSeekConfig(BaseSettings):
         None, validation_alias=_env("tavily_api_key", "TAVILY_API_KEY"), repr=False
     )
     tavily_base_url: str = Field("https://api.tavily.com", validation_alias=_env("tavily_base_url"))
+    tavily_keyless: bool = Field(
+        False,
+        validation_alias=_env("tavily_keyless"),
+        description="Use Tavily's rate-limited keyless mode when no key is set (off: no key is an error).",
+    )
     search_count_default: int = Field(3, ge=1, le=50, validation_alias=_env("search_count_default"))
     search_count_max: int = Field(10, ge=1, le=50, validation_alias=_env("search_count_max"))
     snippet_chars: int = Field(5_000, ge=100, validation_alias=_env("snippet_chars"))
@@ -193,8 +268,8 @@ class WideSeekConfig(BaseSettings):
 
     @field_validator("base_url", "summary_base_url", "retriever_url", "tavily_base_url")
     @classmethod
-    def _strip_slash(cls, v: str | None) -> str | None:
-        return v.rstrip("/") if isinstance(v, str) else v
+    def _check_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return check_http_url(v, info.field_name or "url") if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check_backend_inputs(self) -> WideSeekConfig:
@@ -207,13 +282,17 @@ class WideSeekConfig(BaseSettings):
         return self.api_key.get_secret_value() if self.api_key else None
 
     def summary_endpoint(self) -> tuple[str, str, str | None]:
-        """(base_url, model, api_key) of the page summariser; defaults to the main endpoint."""
-        key = self.summary_api_key or self.api_key
-        return (
-            self.summary_base_url or self.base_url,
-            self.summary_model or self.model,
-            key.get_secret_value() if key else None,
-        )
+        """(base_url, model, api_key) of the page summariser; defaults to the main endpoint.
+
+        Without its own ``summary_api_key`` the summariser gets the main key only when it runs on the main
+        endpoint's host (:func:`key_for`): the key never travels to a host it was not given for.
+        """
+        base_url = self.summary_base_url or self.base_url
+        if self.summary_api_key is not None:
+            key: str | None = self.summary_api_key.get_secret_value()
+        else:
+            key = key_for(base_url, self.api_key_value(), given_for=self.base_url)
+        return base_url, self.summary_model or self.model, key
 
     def secrets(self) -> list[str]:
         """Every secret value this config holds, for redaction."""

@@ -7,13 +7,16 @@ so existing ``except ValueError`` code keeps working::
     WideSeekError
     ├── ConfigError (ValueError)           the configuration cannot build what it names
     │   ├── BackendConfigError               search backend chosen without what it needs (tools.factory)
-    │   └── CorpusError                      corpus file missing or malformed (tools.local)
+    │   ├── CorpusError                      corpus file missing or malformed (tools.local)
+    │   └── OutputPathError                  an output file or folder cannot be written (checked up front)
     ├── RetryableError                     one attempt failed in a way a retry may fix (runtime.retry);
-    │                                        converted by its caller once the retries run out
+    │   │                                    converted by its caller once the retries run out
+    │   └── RequestTimedOut                  the attempt ran out of time (model transport: retried once)
     ├── ModelError                         the model server gave no completion (model.transport, model.chat)
     │   ├── ModelRequestError                the server rejected the request (4xx); ``status``
     │   │   └── ContextOverflowError           the agent's context no longer fits   [the model's own doing]
-    │   └── ModelUnavailableError            429 / 5xx / timeouts / connection errors after every retry
+    │   ├── ModelUnavailableError            429 / 5xx / timeouts / connection errors after every retry
+    │   └── ReplyTooLarge                    a reply exceeded ``max_reply_bytes``; cut off, never retried
     ├── ToolError                          a tool call could not be served
     │   ├── ToolArgumentError (ValueError)   the arguments do not fit the schema   [the model's own doing]
     │   ├── BackendError                     a search backend or page reader failed; ``retryable``
@@ -65,7 +68,10 @@ __all__ = [
     "ModelError",
     "ModelRequestError",
     "ModelUnavailableError",
+    "OutputPathError",
     "PageNotFound",
+    "ReplyTooLarge",
+    "RequestTimedOut",
     "RetryableError",
     "SummaryError",
     "TableParseError",
@@ -97,6 +103,10 @@ class CorpusError(ConfigError):
     """The corpus file is missing or has malformed lines."""
 
 
+class OutputPathError(ConfigError):
+    """An output path (trajectory file, eval or index folder) cannot be written; names it and says why."""
+
+
 # --- retries ------------------------------------------------------------------------------------------------
 class RetryableError(WideSeekError):
     """Raised by an attempt that may succeed if repeated; ``retry_after`` is the server's hint in seconds."""
@@ -104,6 +114,11 @@ class RetryableError(WideSeekError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestTimedOut(RetryableError):
+    """An attempt that ran out of time. The model transport retries it at most once: a hung server would
+    otherwise cost the whole timeout once per retry."""
 
 
 # --- the model server ---------------------------------------------------------------------------------------
@@ -126,6 +141,10 @@ class ContextOverflowError(ModelRequestError):
 
 class ModelUnavailableError(ModelError):
     """The server kept failing (429/5xx/timeouts/connection errors) after every retry."""
+
+
+class ReplyTooLarge(ModelError):
+    """A reply (model server or judge) passed the byte limit; the transfer was stopped there, not retried."""
 
 
 # --- tools --------------------------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ pip_install() { "$PY" -m pip install --disable-pip-version-check --no-input "$@"
 
 start=$(date +%s)
 
-# OpenRLHF itself, without its pinned GPU dependency set.
-pip_install --no-deps "openrlhf==0.11.2"
+# The --no-deps packages (OpenRLHF, vLLM) go in last: once one is installed, every later pip run would print
+# an "ERROR: pip's dependency resolver ..." block about its missing GPU dependencies, which reads as a failed
+# install though nothing failed (pip does not check conflicts on a --no-deps install).
 
 # What openrlhf.models / openrlhf.trainer.ppo_utils / openrlhf.utils import at module level,
 # plus ray (openrlhf.trainer.ray.*, and our worker-setup-hook test).
@@ -55,10 +56,13 @@ DS_BUILD_OPS=0 DS_SKIP_CUDA_CHECK=1 pip_install --no-build-isolation "deepspeed=
 
 if [[ "$WITH_VLLM" == 1 ]]; then
   # Only `from vllm import SamplingParams` (and vllm.inputs / vllm.utils) must import.
-  pip_install --no-deps "vllm==0.29.0"
   pip_install "msgspec" "cbor2" "pyzmq" "openai" "openai-harmony" "cloudpickle" "pillow" \
               "pybase64" "cachetools" "uvloop"
+  pip_install --no-deps "vllm==0.29.0"
 fi
+
+# OpenRLHF itself, without its pinned GPU dependency set.
+pip_install --no-deps "openrlhf==0.11.2"
 
 end=$(date +%s)
 echo "install_openrlhf_cpu.sh: done in $((end - start)) s (vllm tier: $WITH_VLLM)"

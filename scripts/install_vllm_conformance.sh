@@ -26,11 +26,12 @@ tier_site=$("$TIER/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()
 base_site=$(cd "$base_site" && pwd)
 echo "import site; site.addsitedir('$base_site')" > "$tier_site/_wideseek_dev_env.pth"
 pip_install() { "$TIER/bin/python" -m pip install -q --disable-pip-version-check --no-input "$@"; }
-pip_install --no-deps "vllm==0.29.0" "xgrammar==0.2.9"
 pip_install "apache-tvm-ffi==0.1.11" "fastapi>=0.133,<0.137" "cbor2" "pyzmq>=25" "openai-harmony>=0.0.3" "msgspec" \
             "pybase64" "cachetools" "llguidance>=1.7,<1.8" "partial-json-parser" "ijson" \
             "model-hosting-container-standards>=0.1.14,<1" "mistral_common>=1.11.6" \
             "prometheus-fastapi-instrumentator>=8" "prometheus_client>=0.18"
+# --no-deps last: after it, every pip run would print a resolver ERROR block about vLLM's GPU dependencies.
+pip_install --no-deps "vllm==0.29.0" "xgrammar==0.2.9"
 "$TIER/bin/python" -c "import torch, vllm; assert vllm.__version__ == '0.29.0', vllm.__version__"
 end=$(date +%s)
 echo "install_vllm_conformance.sh: done in $((end - start)) s"

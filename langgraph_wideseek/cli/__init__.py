@@ -21,9 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
             "WideSeek-R1 on LangGraph: a lead agent with parallel subagents for broad information seeking."
         ),
     )
+    version = f"wideseek {_version()}"
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)"
     )
+    parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
@@ -34,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # `wideseek COMMAND --version` works too
+        command.add_argument("--version", action="version", version=version)
     return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,14 +145,42 @@ async def _close(obj: Any) -> None:
         await close()
 
 
+def _check_counts(args: argparse.Namespace) -> str | None:
+    """Why the numeric flags are out of range, or None."""
+    from ..eval.runner import MAX_SAMPLES
+
+    if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
+        return f"--samples must be from 1 to {MAX_SAMPLES}, not {args.samples}"
+    if args.limit is not None and args.limit < 1:
+        return f"--limit must be >= 1, not {args.limit}"
+    for flag in ("concurrency", "judge_concurrency"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            return f"--{flag.replace('_', '-')} must be >= 1, not {value}"
+    return None
+
+
+def _check_out(args: argparse.Namespace) -> bool:
+    """Whether OUT can be written (checked before any task is loaded or model called); prints why not."""
+    from ..runtime import OutputPathError, check_writable_dir
+
+    try:
+        check_writable_dir(args.out, "output folder (--out)")
+    except OutputPathError as e:
+        print(f"wideseek: {e}", file=sys.stderr)
+        return False
+    return True
+
+
 async def eval_command(args: argparse.Namespace) -> int:
     from ..eval.runner import run_eval
 
-    if args.samples < 1 or args.concurrency < 1:
-        print("wideseek: --samples and --concurrency must be >= 1", file=sys.stderr)
+    problem = _check_counts(args)
+    if problem:
+        print(f"wideseek: {problem}", file=sys.stderr)
         return 2
     tasks = _load(args)
-    if tasks is None:
+    if tasks is None or not _check_out(args):
         return 2
     cfg = config_from_args(args)
     judge, warning = build_judge(args)
@@ -184,8 +212,12 @@ async def eval_command(args: argparse.Namespace) -> int:
 async def score_command(args: argparse.Namespace) -> int:
     from ..eval.runner import load_responses, score_records
 
+    problem = _check_counts(args)
+    if problem:
+        print(f"wideseek: {problem}", file=sys.stderr)
+        return 2
     tasks = _load(args)
-    if tasks is None:
+    if tasks is None or not _check_out(args):
         return 2
     try:
         records = load_responses(args.responses)
@@ -201,6 +233,17 @@ async def score_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     samples = args.samples or max((r.sample + 1 for r in records if r.instance_id in known), default=1)
+    beyond = sorted(
+        {(r.instance_id, r.sample) for r in records if r.instance_id in known and r.sample >= samples}
+    )
+    if beyond:
+        iid, sample = beyond[0]
+        print(
+            f"wideseek: {args.responses}: {len(beyond)} response(s) have a sample index beyond --samples "
+            f"{samples} (e.g. {iid!r} sample {sample}); sample indices run from 0 to --samples - 1",
+            file=sys.stderr,
+        )
+        return 2
     judge, warning = build_judge(args)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -22,12 +22,13 @@ def register(sub: Any) -> None:
 
 
 def index_command(args: argparse.Namespace) -> int:
-    from ..tools.local import CorpusError, LocalIndex
+    from ..errors import ConfigError
+    from ..tools.local import LocalIndex
 
     t0 = time.perf_counter()
     try:
         index = LocalIndex.open(args.corpus, args.index_dir, rebuild=args.rebuild)
-    except CorpusError as e:
+    except ConfigError as e:  # a missing, unreadable or malformed corpus; an index folder we cannot write
         print(f"wideseek: {e}", file=sys.stderr)
         return 2
     print(

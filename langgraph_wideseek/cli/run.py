@@ -1,4 +1,14 @@
-"""``wideseek run``: answer one question; the answer goes to stdout, progress to stderr."""
+"""``wideseek run``: answer one question; the answer goes to stdout, progress to stderr.
+
+Exit status (also in the README and docs/failure-modes.md):
+
+- 0: answered;
+- 1: no answer: the lead agent failed, or its answer is empty;
+- 2: invalid input or configuration, or an output path that cannot be written: nothing was run;
+- 3: an answer, but every search call failed, so it rests on no search results at all;
+- 4: an answer (printed), but the trajectory could not be written;
+- 130: interrupted.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +18,17 @@ import sys
 from typing import Any
 
 from ..config import WideSeekConfig
+from ..errors import OutputPathError
+from ..graph.result import WideSeekResult
 from ..graph.trajectory import Status
+from ..runtime import check_writable_file
 from .common import add_agent_args, build_graph, config_from_args
+
+EXIT_OK = 0
+EXIT_NO_ANSWER = 1
+EXIT_USAGE = 2
+EXIT_NO_EVIDENCE = 3
+EXIT_OUTPUT_FAILED = 4
 
 
 def register(sub: Any) -> None:
@@ -66,7 +85,38 @@ async def run_command(args: argparse.Namespace) -> int:
         print("wideseek: the question is empty", file=sys.stderr)
         return 2
     cfg = config_from_args(args)
+    if args.trajectory:
+        try:  # before any model call: a path we cannot write must not cost a whole run
+            check_writable_file(args.trajectory, "trajectory file")
+        except OutputPathError as e:
+            print(f"wideseek: {e}", file=sys.stderr)
+            return EXIT_USAGE
     return await run_question(cfg, question, trajectory=args.trajectory, as_json=args.json, quiet=args.quiet)
+
+
+def outcome(result: WideSeekResult) -> tuple[int, str | None]:
+    """(exit status, why the run did not succeed) of a finished run; see the module docstring."""
+    if result.status != Status.OK or result.answer is None:
+        lead = next((e for e in result.errors if e.startswith("lead: ")), None)
+        return EXIT_NO_ANSWER, "the lead agent failed to produce an answer" + (f" ({lead})" if lead else "")
+    if not result.answer.strip():
+        return EXIT_NO_ANSWER, "the lead agent's answer is empty"
+    search = result.tools.get("search")
+    if search is not None and search.calls and search.failed == search.calls:
+        return EXIT_NO_EVIDENCE, (
+            f"every search call failed ({search.calls} of {search.calls}): the answer rests on no search "
+            "results (see the errors)"
+        )
+    return EXIT_OK, None
+
+
+def tool_summary(result: WideSeekResult) -> str:
+    """One line of tool counts per tool: calls, calls whose every item failed, failed items."""
+    counts = sorted(result.tools.items())
+    return "; ".join(
+        f"{name}: {c.calls} call(s), {c.failed} failed entirely, {c.failed_items} of {c.items} item(s) failed"
+        for name, c in counts
+    )
 
 
 async def run_question(
@@ -81,24 +131,38 @@ async def run_question(
         result = await graph.arun(question, on_event=Progress(not quiet))
     finally:
         await graph.aclose()
+    code, reason = outcome(result)
+    write_error = None
     if trajectory:
-        write_jsonl(trajectory, [result.trajectory])
+        try:
+            write_jsonl(trajectory, [result.trajectory])
+        except OSError as e:  # checked up front, yet the disk may fill or the path change meanwhile
+            write_error = f"cannot write the trajectory to {trajectory!r}: {e.strerror or e}"
+            code, reason = (code, reason) if code else (EXIT_OUTPUT_FAILED, write_error)
+    # The answer first: whatever failed afterwards, what the run produced is not lost.
     if as_json:
         out = {
             "answer": result.answer,
             "table": result.table,
             "boxed": result.boxed,
-            "status": result.status,
-            "errors": result.errors,
+            "status": Status.OK.value if code == EXIT_OK else Status.FAILED.value,
+            "exit_code": code,
+            "reason": reason,
+            "errors": result.errors + ([write_error] if write_error else []),
+            "tools": {name: c.model_dump() for name, c in result.tools.items()},
             "usage": result.usage.model_dump(),
             "rollout_id": result.trajectory.rollout_id,
         }
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(out, ensure_ascii=False), flush=True)
     elif result.answer is not None:
-        print(result.answer)
-    for err in result.errors if not quiet and not as_json else []:
-        print(f"[error] {err}", file=sys.stderr)
-    if result.status != Status.OK:
-        print("wideseek: the lead agent failed to produce an answer", file=sys.stderr)
-        return 1
-    return 0
+        print(result.answer, flush=True)
+    if not quiet and not as_json:
+        for err in result.errors:
+            print(f"[error] {err}", file=sys.stderr)
+        if any(c.failed_items for c in result.tools.values()):  # partial failures: counted, not fatal
+            print(f"[tools] {tool_summary(result)}", file=sys.stderr)
+    if write_error:
+        print(f"wideseek: {write_error}", file=sys.stderr)
+    if reason and reason != write_error:
+        print(f"wideseek: {reason}", file=sys.stderr)
+    return code

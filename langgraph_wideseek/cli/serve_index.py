@@ -31,19 +31,24 @@ def register(sub: Any) -> None:
 
 
 async def serve_index_command(args: argparse.Namespace) -> int:
-    from ..tools.local import CorpusError, LocalIndex
-    from ..tools.retriever_server import RetrievalServer
+    from ..errors import ConfigError
+    from ..tools.local import LocalIndex
+    from ..tools.retriever_server import MAX_TOPK, RetrievalServer
 
     if not 0 <= args.port <= 65535:
         print(f"wideseek: invalid port {args.port}", file=sys.stderr)
         return 2
+    for flag, value, top in (("--workers", args.workers, 256), ("--topk", args.topk, MAX_TOPK)):
+        if not 1 <= value <= top:
+            print(f"wideseek: {flag} must be from 1 to {top}, not {value}", file=sys.stderr)
+            return 2
     try:
         # Building a large index takes a while and is synchronous: keep it off the loop that will serve.
         index = await asyncio.to_thread(LocalIndex.open, args.corpus, args.index_dir)
         server = RetrievalServer(
             index, host=args.host, port=args.port, default_topk=args.topk, workers=args.workers
         )
-    except (CorpusError, ValueError) as e:
+    except (ConfigError, ValueError) as e:
         print(f"wideseek: {e}", file=sys.stderr)
         return 2
     try:

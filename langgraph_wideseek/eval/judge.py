@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
+from ..config import DEFAULT_MAX_REPLY_BYTES
 from ..errors import IncompleteGrade, JudgeError, ModelError, ModelUnavailableError
 from ..model.transport import OpenAITransport
 from ..runtime import RetryPolicy, atomic_write_text
@@ -329,6 +330,7 @@ class OpenAIJudge:
         retry: RetryPolicy | None = None,
         cache_dir: str | Path | None = None,
         extra_body: dict[str, Any] | None = None,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -340,7 +342,13 @@ class OpenAIJudge:
         self.extra_body = dict(extra_body or {})
         self.stats = JudgeStats()
         self._transport = OpenAITransport(
-            self.base_url, api_key, timeout=timeout, retry=self.retry, max_inflight=concurrency, what="judge"
+            self.base_url,
+            api_key,
+            timeout=timeout,
+            retry=self.retry,
+            max_inflight=concurrency,
+            what="judge",
+            max_reply_bytes=max_reply_bytes,
         )
 
     def __repr__(self) -> str:

@@ -40,11 +40,12 @@ from ..runtime.files import trim_partial_tail
 from .report import write_report
 from .scorer import TrialScore, TrialStatus, score_response, zero_score
 from .summary import EvalSummary, summarize
-from .tasks import Task
+from .tasks import Task, read_text_file
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_SAMPLES",
     "Agent",
     "TrialRecord",
     "load_responses",
@@ -114,6 +115,11 @@ def read_results(path: str | Path) -> list[TrialRecord]:
     return list(latest.values())
 
 
+#: Trials per task that ``wideseek eval`` and ``wideseek score`` accept (the N of Avg@N; the paper uses 4). A
+#: bound, so that a typo such as ``"sample": 1000000`` cannot make a score file of millions of empty trials.
+MAX_SAMPLES = 1_000
+
+
 def load_responses(path: str | Path) -> list[TrialRecord]:
     """Existing responses for ``wideseek score``: ``{"instance_id", "sample", "response"}`` per line.
 
@@ -123,7 +129,9 @@ def load_responses(path: str | Path) -> list[TrialRecord]:
     p = Path(path)
     out: list[TrialRecord] = []
     counters: dict[str, int] = {}
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    if not p.is_file():
+        raise ValueError(f"responses file {p} not found")
+    for lineno, line in enumerate(read_text_file(p, "responses file", ValueError).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -132,6 +140,12 @@ def load_responses(path: str | Path) -> list[TrialRecord]:
             sample = obj.get("sample", obj.get("trial_idx"))
             if sample is None:
                 sample = counters.get(iid, 0)
+            if (
+                isinstance(sample, bool)
+                or not isinstance(sample, int | str)
+                or not 0 <= int(sample) < MAX_SAMPLES
+            ):
+                raise ValueError(f"sample must be an integer from 0 to {MAX_SAMPLES - 1}, not {sample!r}")
             counters[iid] = int(sample) + 1
             response = obj.get("response")
             if response is not None and not isinstance(response, str):

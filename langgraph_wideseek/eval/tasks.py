@@ -305,9 +305,12 @@ def table_task_from_gold(
 
 
 def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "task file", TaskLoadError)
     if path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TaskLoadError(f"{path}: not JSON: {e}") from None
         yield from enumerate(data if isinstance(data, list) else [data], 1)
         return
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -316,6 +319,18 @@ def _records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise TaskLoadError(f"{path}:{lineno}: not JSON: {e}") from None
+
+
+def read_text_file(path: Path, what: str, error: type[Exception]) -> str:
+    """The UTF-8 text of ``path``, or ``error`` naming the file: unreadable, or binary rather than text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte {e.start}); expected JSON lines (is it a binary file?)"
+        ) from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
 def _task_from_record(
@@ -366,6 +381,8 @@ def load_tasks(
         if gdir is not None and not gdir.is_dir():
             raise TaskLoadError(f"gold directory {gdir} not found")
         tasks = [_task_from_record(rec, gdir, f"{path}:{lineno}") for lineno, rec in _records(path)]
+        if not tasks:
+            raise TaskLoadError(f"task file {path} holds no tasks")
     seen: set[str] = set()
     for t in tasks:
         if t.instance_id in seen:

@@ -49,6 +49,7 @@ from ..tools.base import PageReader, SearchBackend
 from ..tools.schemas import ACCESS, CREATE_SUB_AGENTS, SEARCH, lead_tools, subagent_tools
 from ..tools.search import SearchTool
 from ..tools.summarize import PageSummarizer
+from ..tools.tally import tallying
 from .answer import extract_boxed, extract_table
 from .result import Usage, WideSeekResult
 from .state import (
@@ -423,8 +424,11 @@ class WideSeekGraph:
         return g.compile(name="subagent")
 
     # ========================================================================================== lead graph
-    def _validate_subtasks(self, call: dict[str, Any]) -> tuple[list[str], list[str], str | None]:
-        """(subtask prompts, notes for the lead, error) for one create_sub_agents call."""
+    def _validate_subtasks(
+        self, call: dict[str, Any], started: int = 0
+    ) -> tuple[list[str], list[str], str | None]:
+        """(subtask prompts, notes for the lead, error) for one create_sub_agents call, ``started`` subagents
+        into the run: at most ``max_subagents`` per call and ``max_total_subagents`` per run."""
         if not call["valid"]:
             return [], [], call.get("error") or "malformed tool call"
         if call["name"] != CREATE_SUB_AGENTS:
@@ -452,6 +456,14 @@ class WideSeekGraph:
         if len(prompts) > limit:
             notes.append(self.prompts.text("dropped_subagents", max=limit, dropped=len(prompts) - limit))
             prompts = prompts[:limit]
+        total = self.config.max_total_subagents
+        left = max(0, total - started)
+        if len(prompts) > left:
+            note = self.prompts.text("run_subagents_spent", max=total, dropped=len(prompts) - left)
+            if not left:
+                return [], [], note
+            notes.append(note)
+            prompts = prompts[:left]
         return prompts, notes, None
 
     async def _lead_node(self, state: LeadState) -> dict[str, Any]:
@@ -468,7 +480,8 @@ class WideSeekGraph:
         elif out is not None and out.kind is ReplyKind.TOOLS:
             assert out.reply is not None
             calls = ordered_calls(out.reply)
-            prompts, notes, error = self._validate_subtasks(calls[0])
+            started = sum(a.get("role") == Role.SUBAGENT for a in state.get("agents") or [])
+            prompts, notes, error = self._validate_subtasks(calls[0], started)
             wave += 0 if error else 1
             update["wave"] = wave
             update["pending"] = PendingCall(
@@ -646,20 +659,23 @@ class WideSeekGraph:
             self._compiled = self.compile()
         inputs: dict[str, Any] = {"question": question, "rollout_id": rollout_id or uuid.uuid4().hex}
         final: dict[str, Any] | None = None
-        if on_event is None:
-            final = await self._compiled.ainvoke(inputs, config)
-        else:
-            # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
-            # custom events only with subgraphs=True. Values are taken from the parent graph alone.
-            async for ns, mode, chunk in self._compiled.astream(
-                inputs, config, stream_mode=["custom", "values"], subgraphs=True
-            ):
-                if mode == "custom":
-                    on_event(cast(dict[str, Any], chunk))
-                elif not ns:
-                    final = cast(dict[str, Any], chunk)
+        with tallying() as tools:
+            if on_event is None:
+                final = await self._compiled.ainvoke(inputs, config)
+            else:
+                # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
+                # custom events only with subgraphs=True. Values are taken from the parent graph alone.
+                async for ns, mode, chunk in self._compiled.astream(
+                    inputs, config, stream_mode=["custom", "values"], subgraphs=True
+                ):
+                    if mode == "custom":
+                        on_event(cast(dict[str, Any], chunk))
+                    elif not ns:
+                        final = cast(dict[str, Any], chunk)
         assert final is not None
-        return self.result_from_state(final)
+        result = self.result_from_state(final)
+        result.tools = tools
+        return result
 
     def run(self, question: str, **kwargs: Any) -> WideSeekResult:
         """Synchronous :meth:`arun` (not from inside a running event loop: use ``await arun`` there)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..tools.tally import ToolCount
 from .trajectory import AgentStatus, Role, Status, Trajectory
 
 __all__ = ["Usage", "WideSeekResult"]
@@ -48,7 +49,8 @@ class WideSeekResult(BaseModel):
 
     ``answer`` is the lead's final reply with reasoning removed (``None`` when the lead failed);
     ``table`` the rows of its fenced markdown table, ``boxed`` the content of ``\\boxed{}`` if present;
-    ``errors`` lists every failure met on the way (failed subagents, tool errors, the lead's failure).
+    ``errors`` lists every failure met on the way (failed subagents, tool errors, the lead's failure);
+    ``tools`` counts the tool calls per tool and those whose every item failed (filled by ``arun``).
     """
 
     question: str
@@ -58,4 +60,5 @@ class WideSeekResult(BaseModel):
     status: AgentStatus = Status.OK
     errors: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
+    tools: dict[str, ToolCount] = Field(default_factory=dict)
     trajectory: Trajectory

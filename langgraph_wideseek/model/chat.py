@@ -43,6 +43,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
+from ..config import DEFAULT_MAX_REPLY_BYTES
 from ..errors import ContextOverflowError, ModelRequestError
 from ..runtime import RetryPolicy
 from .hermes import new_call_id, parse_hermes, split_reasoning
@@ -227,6 +228,9 @@ class ChatVLLM(BaseChatModel):
     max_retries: int = 4
     retry_base_delay: float = 0.5
     max_inflight: int = 256
+
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    connect_timeout: float = 10.0
     return_token_ids: bool = True
     logprobs: bool = True
     keep_reasoning: bool = True
@@ -255,6 +259,8 @@ class ChatVLLM(BaseChatModel):
             request_timeout=cfg.request_timeout,
             max_retries=cfg.max_retries,
             max_inflight=cfg.max_inflight_requests,
+            max_reply_bytes=cfg.max_reply_bytes,
+            connect_timeout=cfg.connect_timeout,
             return_token_ids=cfg.return_token_ids,
             logprobs=cfg.logprobs,
             keep_reasoning=cfg.keep_reasoning,
@@ -317,6 +323,8 @@ class ChatVLLM(BaseChatModel):
                 timeout=self.request_timeout,
                 max_inflight=self.max_inflight,
                 retry=RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay),
+                max_reply_bytes=self.max_reply_bytes,
+                connect_timeout=self.connect_timeout,
             )
         return self._transport
 

@@ -11,6 +11,7 @@ the prompt is too long) and :class:`ModelUnavailableError` (it kept failing). Th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -20,8 +21,16 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
-from ..errors import ContextOverflowError, ModelRequestError, ModelUnavailableError, RetryableError
-from ..runtime import ENDPOINT_LIMITERS, LoopLocal, RetryPolicy, parse_retry_after, retry_async
+from ..config import DEFAULT_MAX_REPLY_BYTES, check_http_url
+from ..errors import (
+    ContextOverflowError,
+    ModelRequestError,
+    ModelUnavailableError,
+    ReplyTooLarge,
+    RequestTimedOut,
+    RetryableError,
+)
+from ..runtime import ENDPOINT_LIMITERS, LoopLocal, RetryPolicy, parse_retry_after, read_capped, retry_async
 
 __all__ = ["OpenAITransport", "dumps", "loads"]
 
@@ -52,7 +61,15 @@ class OpenAITransport:
     """POSTs JSON bodies to ``base_url`` with retries, a shared in-flight limit and key redaction.
 
     ``what`` names the server in messages ("model server", "judge"). ``max_inflight`` is the endpoint's limit,
-    shared by every transport of the process with the same URL and limit.
+    shared by every transport of the process with the same URL and limit. ``base_url`` must be an http(s) URL
+    (``ValueError`` otherwise).
+
+    A timeout is retried at most ``timeout_retries`` times (a server that let one request time out is hung or
+    overloaded; waiting the whole timeout once per retry only hides it). Replies are read up to
+    ``max_reply_bytes``; a longer one is cut off there and not retried (:class:`ReplyTooLarge`). A connection
+    must open within ``connect_timeout``. While requests wait, a log line every ``progress_interval`` seconds
+    says so ("waiting for the model server at URL: 30 s"). Worst case for one call against a hung server:
+    ``(timeout_retries + 1) * timeout`` plus the backoff (about 10 minutes with the config's defaults).
     """
 
     def __init__(
@@ -64,10 +81,20 @@ class OpenAITransport:
         retry: RetryPolicy | None = None,
         max_inflight: int = 256,
         what: str = "model server",
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        connect_timeout: float = 10.0,
+        timeout_retries: int = 1,
+        progress_interval: float = 15.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_http_url(base_url, f"the {what}'s URL")
         self._key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
         self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
+        self.connect_timeout = connect_timeout
+        self.timeout_retries = timeout_retries
+        self.progress_interval = progress_interval
+        self._waiting = 0  # requests of this transport waiting for their reply
+        self._last_progress = 0.0
         self.retry = retry or RetryPolicy()
         self.what = what
         self._limiter = ENDPOINT_LIMITERS.for_endpoint(self.base_url, max_inflight)
@@ -85,7 +112,9 @@ class OpenAITransport:
         return aiohttp.ClientSession(
             headers=headers,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=self.timeout, sock_connect=min(self.connect_timeout, self.timeout)
+            ),
         )
 
     async def aclose(self) -> None:
@@ -112,8 +141,23 @@ class OpenAITransport:
             if on_retry is not None:
                 on_retry(n, err, wait)
 
+        timeouts = 0
+
+        async def attempt() -> Any:
+            nonlocal timeouts
+            try:
+                return await self.post_once(path, payload)
+            except RequestTimedOut as e:
+                timeouts += 1
+                if timeouts > self.timeout_retries:
+                    raise ModelUnavailableError(
+                        f"{self.what} at {self.base_url} failed after {timeouts} attempts: {e} "
+                        "(no reply; a timeout is retried once: raise request_timeout if the server is slow)"
+                    ) from e
+                raise
+
         try:
-            return await retry_async(lambda: self.post_once(path, payload), self.retry, on_retry=retried)
+            return await retry_async(attempt, self.retry, on_retry=retried)
         except RetryableError as e:
             raise ModelUnavailableError(
                 f"{self.what} at {self.base_url} failed after {self.retry.retries + 1} attempts: {e}"
@@ -122,16 +166,27 @@ class OpenAITransport:
     async def post_once(self, path: str, payload: dict[str, Any]) -> Any:
         """One attempt: the decoded body of a 200, :class:`RetryableError`, or :class:`ModelRequestError`."""
         url = self.base_url + path
+        watch = self._watch()
         try:
             async with self._limiter.slot():
                 async with self._sessions.get().post(url, data=dumps(payload)) as resp:
-                    body = await resp.read()
+                    capped = await read_capped(resp, self.max_reply_bytes)
                     status = resp.status
                     retry_after = resp.headers.get("Retry-After")
+        except aiohttp.ConnectionTimeoutError as e:
+            raise RetryableError(f"no connection within {self.connect_timeout:g}s") from e
         except TimeoutError as e:
-            raise RetryableError(f"request timed out after {self.timeout:g}s") from e
+            raise RequestTimedOut(f"request timed out after {self.timeout:g}s") from e
         except aiohttp.ClientError as e:
             raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e
+        finally:
+            watch()
+        if capped is None:
+            raise ReplyTooLarge(
+                f"the {self.what}'s reply exceeded max_reply_bytes ({self.max_reply_bytes} bytes); "
+                "the transfer was stopped there"
+            )
+        body = capped
         if status == 200:
             try:
                 return loads(body)
@@ -143,6 +198,39 @@ class OpenAITransport:
         if status == 400 and any(k in detail.lower() for k in _CONTEXT_MARKERS):
             raise ContextOverflowError(f"context overflow: {detail}", status, detail=detail)
         raise ModelRequestError(f"HTTP {status} from {self.what}: {detail}", status, detail=detail)
+
+    def _watch(self) -> Callable[[], None]:
+        """Count one request as waiting and log, every ``progress_interval`` seconds while it waits, that the
+        server has not answered yet (one line per interval for the whole transport, however many wait).
+        Returns the function that ends the watch."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        self._waiting += 1
+        handle: asyncio.TimerHandle | None = None
+
+        def tick() -> None:
+            nonlocal handle
+            now = loop.time()
+            if now - self._last_progress >= self.progress_interval * 0.9:
+                self._last_progress = now
+                log.warning(
+                    "waiting for the %s at %s: %.0f s (%d request(s) waiting)",
+                    self.what,
+                    self.base_url,
+                    now - start,
+                    self._waiting,
+                )
+            handle = loop.call_later(self.progress_interval, tick)
+
+        if self.progress_interval > 0:
+            handle = loop.call_later(self.progress_interval, tick)
+
+        def done() -> None:
+            self._waiting -= 1
+            if handle is not None:
+                handle.cancel()
+
+        return done
 
     def _error_detail(self, body: bytes) -> str:
         text = body.decode("utf-8", "replace")

@@ -4,6 +4,7 @@
   limits and the process-wide per-endpoint limiter registry;
 - :mod:`.retry`: exponential backoff with jitter for attempts that raise :class:`RetryableError`;
 - :mod:`.files`: atomic file replacement and durable line appends off the event loop;
+- :mod:`.http`: :func:`read_capped`, reading an HTTP reply with a byte limit;
 - :mod:`.batcher`: coalescing of concurrent single-item requests into batches;
 - :mod:`.gc`: :func:`tune_gc` for processes that run many rollouts at once.
 
@@ -11,8 +12,15 @@ Nothing here knows about models, tools or graphs.
 """
 
 from .batcher import MicroBatcher
-from .files import DurableAppender, atomic_write_text
+from .files import (
+    DurableAppender,
+    OutputPathError,
+    atomic_write_text,
+    check_writable_dir,
+    check_writable_file,
+)
 from .gc import tune_gc
+from .http import read_capped
 from .loops import ENDPOINT_LIMITERS, EndpointLimiters, LoopLocal, LoopLocalSemaphore, RateLimiter
 from .retry import RetryableError, RetryPolicy, parse_retry_after, retry_async
 
@@ -23,11 +31,15 @@ __all__ = [
     "LoopLocal",
     "LoopLocalSemaphore",
     "MicroBatcher",
+    "OutputPathError",
     "RateLimiter",
     "RetryPolicy",
     "RetryableError",
     "atomic_write_text",
+    "check_writable_dir",
+    "check_writable_file",
     "parse_retry_after",
+    "read_capped",
     "retry_async",
     "tune_gc",
 ]

@@ -15,7 +15,51 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["DurableAppender", "atomic_write_text", "trim_partial_tail"]
+from ..errors import OutputPathError
+
+__all__ = [
+    "DurableAppender",
+    "OutputPathError",
+    "atomic_write_text",
+    "check_writable_dir",
+    "check_writable_file",
+    "trim_partial_tail",
+]
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def check_writable_file(path: str | Path, what: str = "output file") -> None:
+    """Check, before any work is done, that ``path`` can be appended to (its folder is created as the later
+    write would). Nothing already in the file changes; a file this check creates is removed again."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{what} {str(p)!r} is a directory")
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with p.open("a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise OutputPathError(f"cannot write {what} {str(p)!r}: {_reason(e)}") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def check_writable_dir(path: str | Path, what: str = "output folder") -> None:
+    """Check, before any work is done, that files can be created in the folder ``path`` (made if missing)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputPathError(f"{what} {str(p)!r} is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise OutputPathError(f"cannot write to {what} {str(p)!r}: {_reason(e)}") from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

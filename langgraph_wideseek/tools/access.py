@@ -11,6 +11,7 @@ from ..prompts import Prompts
 from .args import items_of, text_field
 from .base import Page, PageReader
 from .summarize import PageSummarizer
+from .tally import record
 
 __all__ = ["AccessTool", "parse_access_args"]
 
@@ -107,6 +108,7 @@ class AccessTool:
     async def run(self, args: Any) -> tuple[str, list[str]]:
         pairs, dropped = parse_access_args(args, max_items=self.max_items)
         results = await asyncio.gather(*(self._one(u, i) for u, i in pairs))
+        record("access", len(results), sum(r[1] is not None for r in results))
         text = "\n\n".join(r[0] for r in results)
         if dropped:
             text += "\n\n" + self.prompts.text("dropped_items", max=self.max_items, dropped=dropped)

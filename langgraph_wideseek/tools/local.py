@@ -22,13 +22,14 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
 
 from ..errors import BackendError, CorpusError, PageNotFound
+from ..runtime import check_writable_dir
 from .base import Page, SearchHit
 
 __all__ = [
@@ -75,31 +76,41 @@ def iter_corpus(corpus: Path) -> Iterator[tuple[int, str, str, str]]:
     if not corpus.is_file():
         raise CorpusError(f"corpus file not found: {corpus}")
     bad: list[str] = []
-    with corpus.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                url, text = rec["url"], rec["text"]
-                title = rec.get("title") or ""
-                if (
-                    not isinstance(url, str)
-                    or not url
-                    or not isinstance(text, str)
-                    or not isinstance(title, str)
-                ):
-                    raise TypeError("url and text must be strings, url non-empty")
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-                bad.append(f"line {lineno}: {type(e).__name__}: {e}")
-                if len(bad) >= 5:
-                    break
-                continue
-            yield lineno, url, title, text
+    lineno = 0
+    try:
+        with corpus.open(encoding="utf-8") as f:
+            for lineno, rec in _corpus_lines(f, bad):
+                yield lineno, *rec
+    except UnicodeDecodeError:
+        raise CorpusError(
+            f"corpus {corpus} is not UTF-8 text (after line {lineno}); expected JSON lines "
+            "{url, title, text} (is it a binary file?)"
+        ) from None
+    except OSError as e:
+        raise CorpusError(f"cannot read corpus {corpus}: {e.strerror or e}") from None
     if bad:
         raise CorpusError(
             f"{corpus} has malformed records (expected {{url, title, text}} per line): " + "; ".join(bad)
         )
+
+
+def _corpus_lines(f: Iterable[str], bad: list[str]) -> Iterator[tuple[int, tuple[str, str, str]]]:
+    """(line number, (url, title, text)) of each good line of ``f``; bad lines go to ``bad`` (at most 5)."""
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            url, text = rec["url"], rec["text"]
+            title = rec.get("title") or ""
+            if not isinstance(url, str) or not url or not isinstance(text, str) or not isinstance(title, str):
+                raise TypeError("url and text must be strings, url non-empty")
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            bad.append(f"line {lineno}: {type(e).__name__}: {e}")
+            if len(bad) >= 5:
+                break
+            continue
+        yield lineno, (url, title, text)
 
 
 def split_passages(text: str) -> list[str]:
@@ -180,6 +191,7 @@ class LocalIndex:
         if rebuild and target.exists():
             shutil.rmtree(target)
         if not (target / "READY").is_file():
+            check_writable_dir(root, "index folder")  # before reading a large corpus, not after
             cls.build(corpus, target)
         return cls(target)
 

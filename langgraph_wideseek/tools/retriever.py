@@ -19,8 +19,17 @@ from typing import Any
 
 import aiohttp
 
+from ..config import DEFAULT_MAX_REPLY_BYTES
 from ..errors import BackendError, PageNotFound, RetryableError
-from ..runtime import ENDPOINT_LIMITERS, LoopLocal, MicroBatcher, RetryPolicy, parse_retry_after, retry_async
+from ..runtime import (
+    ENDPOINT_LIMITERS,
+    LoopLocal,
+    MicroBatcher,
+    RetryPolicy,
+    parse_retry_after,
+    read_capped,
+    retry_async,
+)
 from .base import Page, SearchHit
 
 __all__ = ["RetrieverClient", "RetrieverReader", "RetrieverSearch", "build_retriever_backends", "split_title"]
@@ -80,11 +89,15 @@ class RetrieverClient:
         retry: RetryPolicy = RetryPolicy(retries=4, base_delay=0.5, max_delay=10.0),  # noqa: B008 - frozen
         max_batch: int = 64,
         max_wait: float = 0.005,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        connect_timeout: float = 10.0,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("retriever_url must be an http(s) URL, e.g. http://127.0.0.1:8000")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
+        self.connect_timeout = connect_timeout
         self.retry = retry
         self._slots = ENDPOINT_LIMITERS.for_endpoint(self.base_url, concurrency)
         self._sessions: LoopLocal[aiohttp.ClientSession] = LoopLocal(self._new_session, close=_close_session)
@@ -95,7 +108,11 @@ class RetrieverClient:
         return f"RetrieverClient({self.base_url!r})"
 
     def _new_session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=self.timeout, sock_connect=min(self.connect_timeout, self.timeout)
+            )
+        )
 
     # -- public, one item at a time (batched underneath) ----------------------------------------------------
     async def search(self, query: str, count: int) -> list[SearchHit]:
@@ -155,7 +172,13 @@ class RetrieverClient:
                             raise BackendError(
                                 f"the retrieval server rejected the request (HTTP {resp.status})"
                             )
-                        text = await resp.text()
+                        body = await read_capped(resp, self.max_reply_bytes)
+                        if body is None:  # final: the same request would get the same flood
+                            raise BackendError(
+                                f"the retrieval server's reply to {path} exceeded max_reply_bytes "
+                                f"({self.max_reply_bytes} bytes); the transfer was stopped there"
+                            )
+                        text = body.decode("utf-8", "replace")
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
                     raise RetryableError("could not reach the retrieval server") from None
                 except aiohttp.ClientError as e:
@@ -217,5 +240,7 @@ def build_retriever_backends(cfg: Any) -> tuple[RetrieverSearch, RetrieverReader
     """Search and reader over the retrieval server at ``cfg.retriever_url``."""
     if not cfg.retriever_url:
         raise ValueError("search='retriever' needs retriever_url (--retriever-url or WIDESEEK_RETRIEVER_URL)")
-    client = RetrieverClient(cfg.retriever_url)
+    client = RetrieverClient(
+        cfg.retriever_url, max_reply_bytes=cfg.max_reply_bytes, connect_timeout=cfg.connect_timeout
+    )
     return RetrieverSearch(client), RetrieverReader(client)

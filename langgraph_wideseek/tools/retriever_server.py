@@ -76,6 +76,8 @@ class RetrievalService:
     def __init__(self, index: IndexLike, *, default_topk: int = 3, workers: int = 4) -> None:
         if not 1 <= default_topk <= MAX_TOPK:
             raise ValueError(f"default_topk must be in 1..{MAX_TOPK}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         self.index = index
         self.default_topk = default_topk
         self.workers = workers

@@ -10,6 +10,7 @@ from ..errors import BackendError, ToolArgumentError, raise_if_strict
 from ..prompts import Prompts
 from .args import items_of, text_field
 from .base import SearchBackend, SearchHit
+from .tally import record
 
 __all__ = ["SearchTool", "format_hits", "parse_search_args"]
 
@@ -113,6 +114,7 @@ class SearchTool:
             args, max_items=self.max_items, count_default=self.count_default, count_max=self.count_max
         )
         results = await asyncio.gather(*(self._one(q, c) for q, c in pairs))
+        record("search", len(results), sum(r[1] is not None for r in results))
         text = "\n\n".join(r[0] for r in results)
         if dropped:
             text += "\n\n" + self.prompts.text("dropped_items", max=self.max_items, dropped=dropped)

@@ -13,11 +13,13 @@ exceptions are raised ``from None`` so a printed traceback does not carry the or
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import httpx
 
-from ..errors import BackendError, PageNotFound, RetryableError, raise_if_strict
+from ..config import DEFAULT_MAX_REPLY_BYTES
+from ..errors import BackendConfigError, BackendError, PageNotFound, RetryableError, raise_if_strict
 from ..runtime import LoopLocal, LoopLocalSemaphore, MicroBatcher, RateLimiter, RetryPolicy, retry_async
 from .base import Page, SearchHit
 from .page_cache import PageCache
@@ -37,6 +39,24 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+class _CappedStream(httpx.AsyncByteStream):
+    """A response body that raises ``error()`` once more than ``limit`` bytes have come."""
+
+    def __init__(self, inner: Any, limit: int, error: Any) -> None:
+        self.inner, self.limit, self.error = inner, limit, error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self.inner:
+            size += len(chunk)
+            if size > self.limit:
+                raise self.error()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class TavilyAPI:
     """The shared part of the Tavily search and read backends: client, limits, retries, error mapping."""
 
@@ -50,8 +70,10 @@ class TavilyAPI:
         timeout: float = 60.0,
         retry: RetryPolicy = RetryPolicy(retries=3, base_delay=1.0, max_delay=16.0),  # noqa: B008 - frozen
         strict: bool = False,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self._key = api_key or ""
+        self.max_reply_bytes = max_reply_bytes
         self.strict = strict
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -69,7 +91,26 @@ class TavilyAPI:
         from tavily import AsyncTavilyClient
 
         # An empty string (not None) keeps the client from reading TAVILY_API_KEY behind the config's back.
-        return AsyncTavilyClient(api_key=self._key, api_base_url=self.base_url)
+        client = AsyncTavilyClient(api_key=self._key, api_base_url=self.base_url)
+        http = getattr(client, "_client", None)  # the httpx client it sends through
+        if isinstance(http, httpx.AsyncClient):
+            http.event_hooks["response"] = [*http.event_hooks["response"], self._cap_reply]
+        else:  # a tavily-python that changed its insides: go on without the cap, but say so
+            log.warning("tavily: cannot bound reply sizes with this tavily-python version")
+        return client
+
+    async def _cap_reply(self, response: httpx.Response) -> None:
+        """Stop a reply at ``max_reply_bytes`` (final, not retried), before it is read into memory."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_reply_bytes:
+            raise self._too_large()
+        response.stream = _CappedStream(response.stream, self.max_reply_bytes, self._too_large)
+
+    def _too_large(self) -> BackendError:
+        return BackendError(
+            f"Tavily's reply exceeded max_reply_bytes ({self.max_reply_bytes} bytes); the transfer was "
+            "stopped there"
+        )
 
     async def call(self, what: str, fn: Any) -> Any:
         """Run ``fn(client)`` with limits and retries; every failure leaves as :class:`BackendError`."""
@@ -269,6 +310,11 @@ class TavilyReader:
 def build_tavily_backends(cfg: Any) -> tuple[TavilySearch, TavilyReader]:
     """The Tavily search backend and page reader for ``cfg`` (a ``WideSeekConfig``)."""
     key = cfg.tavily_api_key.get_secret_value() if cfg.tavily_api_key is not None else None
-    api = TavilyAPI(key, base_url=cfg.tavily_base_url, strict=cfg.strict)
+    if not key and not cfg.tavily_keyless:
+        raise BackendConfigError(
+            "search='tavily' needs an API key: set TAVILY_API_KEY (or --tavily-api-key); to use Tavily's "
+            "rate-limited keyless mode instead, set WIDESEEK_TAVILY_KEYLESS=1"
+        )
+    api = TavilyAPI(key, base_url=cfg.tavily_base_url, strict=cfg.strict, max_reply_bytes=cfg.max_reply_bytes)
     cache = PageCache(cfg.cache_dir, namespace="tavily-pages") if cfg.cache_dir is not None else None
     return TavilySearch(api), TavilyReader(api, cache=cache)

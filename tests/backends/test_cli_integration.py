@@ -141,8 +141,15 @@ async def test_run_with_a_failing_tavily_service_stays_alive(tmp_path: Path, mon
         monkeypatch.setenv("TAVILY_API_KEY", key)
         monkeypatch.setenv("WIDESEEK_TAVILY_BASE_URL", tav)
         rc = await run_cli(common_args(srv, tmp_path) + ["--search", "tavily", "--no-summarize"])
-    assert rc == 0 and not policy.failures
-    check_output(capsys, tmp_path, secret=key)
+    # the run stays alive and answers, but an answer resting on no search result is not a success (issue 13)
+    assert rc == 3 and not policy.failures
+    out, err = capsys.readouterr()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["status"] == "failed" and "| Danube | 2850 km |" in result["answer"]
+    assert result["reason"].startswith("every search call failed (1 of 1)")
+    assert result["tools"]["search"] == {"calls": 1, "failed": 1, "items": 1, "failed_items": 1}
+    for text in (out, err, (tmp_path / "traj.jsonl").read_text()):
+        assert key not in text
     search_msg, access_msg = tool_messages(srv.requests)
     assert "# Search query: danube" in search_msg and "API key was rejected" in search_msg
     assert key not in search_msg + access_msg

@@ -78,7 +78,10 @@ def test_serve_index_reports_bad_input(tmp_path: Path, capsys) -> None:
         main(["serve-index", str(tmp_path / "c.jsonl"), "--index-dir", str(tmp_path / "i"), "--topk", "0"])
         == 2
     )
-    assert "default_topk" in capsys.readouterr().err
+    assert "--topk must be from 1 to 100, not 0" in capsys.readouterr().err
+    # was a traceback from the thread pool (issue 13)
+    assert main(["serve-index", str(tmp_path / "c.jsonl"), "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "wideseek: --workers must be from 1 to 256, not 0\n"
 
 
 def test_serve_index_reports_a_busy_port(tmp_path: Path, capsys) -> None:

@@ -192,3 +192,14 @@ async def test_build_from_config(tavily, tmp_path, monkeypatch) -> None:
     assert len(await search.search("q", 1)) == 1  # the env key reached the Authorization header
     assert stand_in.requests[-1][2]["Authorization"] == f"Bearer {KEY}"
     await search.aclose()
+
+
+def test_no_key_is_a_configuration_error_unless_keyless_is_asked_for(tavily) -> None:
+    from langgraph_wideseek.errors import BackendConfigError
+
+    _, base = tavily
+    with pytest.raises(BackendConfigError, match="TAVILY_API_KEY"):
+        build_tavily_backends(WideSeekConfig(search="tavily", tavily_base_url=base))
+    keyless = WideSeekConfig(search="tavily", tavily_base_url=base, tavily_keyless=True)
+    search, _ = build_tavily_backends(keyless)
+    assert search.api._key == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -42,6 +43,16 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
 
     port = free_port()
     log_path = tmp_path / "langgraph-dev.log"
+    # langgraph dev keeps its state (.langgraph_api/) in its working folder: run it from a temporary one with
+    # a copy of langgraph.json whose paths point at the checkout, so the suite leaves nothing in the checkout
+    # that a later `langgraph dev` there would pick up.
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config["dependencies"] = [str(REPO)]
+    config["graphs"] = {k: str(REPO / v.removeprefix("./")) for k, v in config["graphs"].items()}
+    work = tmp_path / "dev"
+    work.mkdir()
+    (work / "langgraph.json").write_text(json.dumps(config))
+    state_before = (REPO / ".langgraph_api").exists()
     with FakeOpenAIServer(VeloriaAgents()).start_in_thread() as model:
         env = {
             **os.environ,
@@ -54,7 +65,6 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         }
         with log_path.open("w") as log:
-            # cwd is the repo: langgraph dev resolves the config's dependencies (".") against it
             proc = subprocess.Popen(
                 [
                     cli,
@@ -66,9 +76,9 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
                     "--port",
                     str(port),
                     "--config",
-                    str(REPO / "langgraph.json"),
+                    str(work / "langgraph.json"),
                 ],
-                cwd=REPO,
+                cwd=work,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -127,3 +137,4 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+    assert (REPO / ".langgraph_api").exists() == state_before  # nothing left in the checkout
