@@ -338,6 +338,8 @@ class WideSeekGraph:
             ctx_messages=state.get("ctx_messages", 0),
             deadline=deadline,
             strict=cfg.strict,
+            run_name=f"{agent.role.value} turn {turn}",
+            metadata=self._trace_ids(agent, state, turn),
         )
         update["turn"] = turn
         if out.reply is not None:
@@ -354,6 +356,20 @@ class WideSeekGraph:
                 agent, update, f"turn limit ({agent.max_turns}) reached without {agent.outcome_name}"
             )
         return update, out
+
+    @staticmethod
+    def _trace_ids(agent: _AgentSpec, state: LeadState | SubagentState, turn: int) -> dict[str, Any]:
+        """The ids a model call carries in traces: agent, role, wave, subagent index and turn."""
+        if agent.role is Role.LEAD:
+            return {"wideseek_agent": "lead", "wideseek_role": "lead", "wideseek_turn": turn}
+        sub = cast(SubagentState, state)
+        return {
+            "wideseek_agent": sub.get("agent_id"),
+            "wideseek_role": "subagent",
+            "wideseek_wave": sub.get("wave"),
+            "wideseek_subagent": sub.get("index"),
+            "wideseek_turn": turn,
+        }
 
     @staticmethod
     def _failed(agent: _AgentSpec, update: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from ..errors import ContextOverflowError, ModelError, raise_if_strict
 from ..model.chat import message_to_openai
@@ -95,8 +95,13 @@ async def call_model(
     ctx_messages: int,
     deadline: float | None = None,
     strict: bool = False,
+    run_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TurnOutcome:
-    """Call the model once with ``max_tokens`` set to the context that remains for this agent."""
+    """Call the model once with ``max_tokens`` set to the context that remains for this agent.
+
+    ``run_name`` and ``metadata`` name the call in traces (LangSmith): they are merged into the config of the
+    run in progress, so LangGraph's own metadata stays."""
     budget = remaining_budget(context_tokens, ctx_tokens, ctx_messages, messages)
     if budget < MIN_GENERATION_TOKENS:
         return TurnOutcome(
@@ -105,7 +110,13 @@ async def call_model(
             f"{context_tokens} tokens used before this turn",
         )
     try:
-        coro = llm.ainvoke(messages, max_tokens=budget)
+        config: RunnableConfig | None = None
+        if run_name is not None or metadata:
+            current = ensure_config()
+            config = {"metadata": {**(current.get("metadata") or {}), **(metadata or {})}}
+            if run_name is not None:
+                config["run_name"] = run_name
+        coro = llm.ainvoke(messages, config, max_tokens=budget)
         if deadline is not None:
             left = deadline - time.time()
             if left <= 0:
