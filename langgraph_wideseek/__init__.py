@@ -3,6 +3,9 @@
     from langgraph_wideseek import WideSeekGraph, WideSeekConfig
     result = await WideSeekGraph(WideSeekConfig(corpus="corpus.jsonl")).arun("List every ...")
 
+``ChatVLLM``, the LangChain chat model for vLLM's OpenAI server, is exported here too. What is in
+``__all__`` is the public surface (``tests/core/test_exports.py`` holds it); the rest is not promised.
+
 The package is built in floors, each importing only from the floors below it (docs/architecture.md):
 ``config`` and ``errors``; ``runtime`` (async helpers); ``model`` (the OpenAI-compatible client); ``tools``;
 ``graph``; ``eval``; and ``cli`` on top. ``testing`` is the simulated world for tests, benchmarks and demos.
@@ -17,9 +20,11 @@ from .graph.trajectory import AgentTrajectory, Status, Trajectory, TurnRecord
 
 if TYPE_CHECKING:
     from .graph.builder import WideSeekGraph
+    from .model.chat import ChatVLLM
 
 __all__ = [
     "AgentTrajectory",
+    "ChatVLLM",
     "Status",
     "Trajectory",
     "TurnRecord",
@@ -32,9 +37,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:  # the graph pulls in LangGraph; import it only when asked for
+def __getattr__(name: str) -> Any:  # the graph and the model pull in LangChain; import them when asked for
     if name == "WideSeekGraph":
         from .graph.builder import WideSeekGraph
 
         return WideSeekGraph
+    if name == "ChatVLLM":
+        from .model.chat import ChatVLLM
+
+        return ChatVLLM
     raise AttributeError(name)

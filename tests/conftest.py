@@ -21,6 +21,13 @@ from langgraph_wideseek.testing import FakeOpenAIServer
 _ENV_PREFIXES = ("WIDESEEK_", "OPENAI_", "TAVILY_", "LANGSMITH_", "LANGCHAIN_")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # langchain-tests' standard suites carry a timing benchmark (pytest-benchmark): one round is a check that
+    # it runs; thousands of rounds would only slow the suite down
+    if hasattr(config.option, "benchmark_disable"):
+        config.option.benchmark_disable = True
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point HOME and the cache at a temp folder and hide the developer's model/search settings."""

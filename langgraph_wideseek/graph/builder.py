@@ -27,16 +27,17 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import get_runtime
 from langgraph.types import Send
 
 from ..config import WideSeekConfig
@@ -51,10 +52,12 @@ from ..tools.search import SearchTool
 from ..tools.summarize import PageSummarizer
 from ..tools.tally import tallying
 from .answer import extract_boxed, extract_table
+from .context import CONTEXT_MAX_TURNS, WideSeekContext
 from .result import Usage, WideSeekResult
 from .state import (
     RESET,
     LeadInput,
+    LeadOutput,
     LeadState,
     PendingCall,
     Report,
@@ -109,6 +112,45 @@ class _AgentSpec:
     prompt_name: str  # what the first prompt is called in errors ("task", "subtask")
     outcome_name: str  # what the agent must produce ("a final answer", "a report")
     error_prefix: str  # put before the agent's errors ("lead: " for the lead)
+    messages_key: str  # the state key of the agent's conversation
+
+
+@dataclass(frozen=True)
+class _Language:
+    """Everything built from one language's prompts: the agents' specs and the tools that format text."""
+
+    prompts: Prompts
+    lead: _AgentSpec
+    sub: _AgentSpec
+    search_tool: SearchTool
+    access_tool: AccessTool
+
+    def tool(self, name: str) -> SearchTool | AccessTool | None:
+        tools: dict[str, SearchTool | AccessTool] = {SEARCH: self.search_tool, ACCESS: self.access_tool}
+        return tools.get(name)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings one run uses: the config's, with the run's :class:`WideSeekContext` on top."""
+
+    lang: _Language
+    lead: _AgentSpec
+    sub: _AgentSpec
+    max_subagents: int
+    subagent_timeout: float
+
+    @property
+    def prompts(self) -> Prompts:
+        return self.lang.prompts
+
+
+def _run_context() -> WideSeekContext | None:
+    """The :class:`WideSeekContext` of the run in progress (None outside a run, or without one)."""
+    try:
+        return WideSeekContext.of(get_runtime().context)
+    except RuntimeError:  # not inside a graph run (a node called directly)
+        return None
 
 
 class WideSeekGraph:
@@ -151,7 +193,7 @@ class WideSeekGraph:
             reader = reader or built_reader
         self.search_backend = search
         self.reader = reader
-        summarizer = None
+        self._summarizer_llm: BaseChatModel | None = None
         if cfg.summarize_pages:
             if summarizer_llm is None:
                 base_url, model, key = cfg.summary_endpoint()
@@ -166,55 +208,98 @@ class WideSeekGraph:
                         return_token_ids=False,
                         logprobs=False,
                     )
-            summarizer = PageSummarizer(summarizer_llm, self.prompts, max_tokens=cfg.summary_max_tokens)
-        self.search_tool = SearchTool(
-            search,
-            self.prompts,
+            self._summarizer_llm = summarizer_llm
+        # Built once per language: byte-identical prompts and schemas for every agent of a role (vLLM prefix
+        # cache). The config's language is built now; another one when a run's context asks for it.
+        self._languages: dict[str, _Language] = {}
+        default = self._language(cfg.language, self.prompts)
+        self.search_tool, self.access_tool = default.search_tool, default.access_tool
+        self.lead_tool_schemas = default.lead.tools
+        self.subagent_tool_schemas = default.sub.tools
+        self._default_run = _Run(
+            default, default.lead, default.sub, cfg.max_subagents, float(cfg.subagent_timeout or 0)
+        )
+        self._compiled: CompiledStateGraph[Any, Any, Any, Any] | None = None
+
+    def _language(self, language: str, prompts: Prompts | None = None) -> _Language:
+        """The prompts, agent specs and tools of one language (built on first use, then kept)."""
+        got = self._languages.get(language)
+        if got is not None:
+            return got
+        cfg = self.config
+        prompts = prompts or load_prompts(language, cfg.prompt_dir)
+        summarizer = None
+        if self._summarizer_llm is not None:
+            summarizer = PageSummarizer(self._summarizer_llm, prompts, max_tokens=cfg.summary_max_tokens)
+        search_tool = SearchTool(
+            self.search_backend,
+            prompts,
             max_items=cfg.max_tool_items,
             count_default=cfg.search_count_default,
             count_max=cfg.search_count_max,
             snippet_chars=cfg.snippet_chars,
             strict=cfg.strict,
         )
-        self.access_tool = AccessTool(
-            reader,
-            self.prompts,
+        access_tool = AccessTool(
+            self.reader,
+            prompts,
             summarizer=summarizer,
             max_items=cfg.max_tool_items,
             page_chars=cfg.page_chars,
             strict=cfg.strict,
         )
-        # Built once: byte-identical prompts and schemas for every agent of a role (vLLM prefix cache).
-        self.lead_tool_schemas = lead_tools(self.prompts)
-        self.subagent_tool_schemas = subagent_tools(self.prompts)
-        self._lead = _AgentSpec(
+        lead_schemas, sub_schemas = lead_tools(prompts), subagent_tools(prompts)
+        lead = _AgentSpec(
             role=Role.LEAD,
-            system=SystemMessage(self.prompts.lead_system),
-            llm=self.llm.bind_tools(self.lead_tool_schemas),
-            tools=copy.deepcopy(self.lead_tool_schemas),
+            system=SystemMessage(prompts.lead_system),
+            llm=self.llm.bind_tools(lead_schemas),
+            tools=copy.deepcopy(lead_schemas),
             max_turns=cfg.max_lead_turns,
-            user_prompt=self.prompts.lead_user,
+            user_prompt=prompts.lead_user,
             prompt_name="task",
             outcome_name="a final answer",
             error_prefix="lead: ",
+            messages_key="lead_messages",
         )
-        self._sub = _AgentSpec(
+        sub = _AgentSpec(
             role=Role.SUBAGENT,
-            system=SystemMessage(self.prompts.subagent_system),
-            llm=self.llm.bind_tools(self.subagent_tool_schemas),
-            tools=copy.deepcopy(self.subagent_tool_schemas),
+            system=SystemMessage(prompts.subagent_system),
+            llm=self.llm.bind_tools(sub_schemas),
+            tools=copy.deepcopy(sub_schemas),
             max_turns=cfg.max_subagent_turns,
-            user_prompt=self.prompts.subagent_user,
+            user_prompt=prompts.subagent_user,
             prompt_name="subtask",
             outcome_name="a report",
             error_prefix="",
+            messages_key="messages",
         )
-        self._tools: dict[str, SearchTool | AccessTool] = {SEARCH: self.search_tool, ACCESS: self.access_tool}
-        self._compiled: CompiledStateGraph | None = None
+        got = self._languages[language] = _Language(prompts, lead, sub, search_tool, access_tool)
+        return got
+
+    def _run(self) -> _Run:
+        """The settings of the run in progress: the config's, overridden by the run's context."""
+        ctx = _run_context()
+        if ctx is None or ctx == WideSeekContext():
+            return self._default_run
+        d = self._default_run
+        lang = self._language(ctx.language) if ctx.language else d.lang
+        lead, sub = lang.lead, lang.sub
+        if ctx.max_lead_turns is not None:
+            lead = replace(lead, max_turns=ctx.max_lead_turns)
+        if ctx.max_subagent_turns is not None:
+            sub = replace(sub, max_turns=ctx.max_subagent_turns)
+        return _Run(
+            lang,
+            lead,
+            sub,
+            ctx.max_subagents if ctx.max_subagents is not None else d.max_subagents,
+            ctx.subagent_timeout if ctx.subagent_timeout is not None else d.subagent_timeout,
+        )
 
     # ================================================================================ one turn, both roles
     async def _agent_turn(
         self,
+        run: _Run,
         agent: _AgentSpec,
         state: LeadState | SubagentState,
         first_user: dict[str, str],
@@ -229,17 +314,18 @@ class WideSeekGraph:
         a final reply, ``FAILED`` (with ``error``) for a failed call, an oversized prompt or the turn limit.
         """
         cfg = self.config
-        messages: Sequence[BaseMessage] = state.get("messages") or []
+        key = agent.messages_key
+        messages: Sequence[BaseMessage] = state.get(key) or []  # type: ignore[assignment]
         update: dict[str, Any] = {}
         new: list[BaseMessage] = []
         if not messages:
             user = fill(agent.user_prompt, **first_user)
-            user += self.prompts.text("first_turn_hint", max_turns=agent.max_turns)
+            user += run.prompts.text("first_turn_hint", max_turns=agent.max_turns)
             new = [agent.system, HumanMessage(user)]
             messages = new
             update.update(turn=0, ctx_tokens=0, ctx_messages=0, status=Status.RUNNING.value)
             if estimate_tokens(new) > cfg.max_prompt_tokens:
-                update["messages"] = new
+                update[key] = new
                 reason = f"the {agent.prompt_name} prompt exceeds max_prompt_tokens ({cfg.max_prompt_tokens})"
                 return self._failed(agent, update, reason), None
         turn = state.get("turn", 0) + 1
@@ -253,13 +339,15 @@ class WideSeekGraph:
             ctx_messages=state.get("ctx_messages", 0),
             deadline=deadline,
             strict=cfg.strict,
+            run_name=f"{agent.role.value} turn {turn}",
+            metadata=self._trace_ids(agent, state, turn),
         )
         update["turn"] = turn
         if out.reply is not None:
             update["turn_meta"] = [{"turn": turn, "n_messages": len(messages), "reply_index": len(messages)}]
             new = [*new, out.reply]
             update.update(ctx_tokens=out.ctx_tokens, ctx_messages=len(messages) + 1)
-        update["messages"] = new
+        update[key] = new
         if out.kind is ReplyKind.FAILED:
             self._failed(agent, update, out.error or "the model call failed")
         elif out.kind is ReplyKind.FINAL:
@@ -271,12 +359,27 @@ class WideSeekGraph:
         return update, out
 
     @staticmethod
+    def _trace_ids(agent: _AgentSpec, state: LeadState | SubagentState, turn: int) -> dict[str, Any]:
+        """The ids a model call carries in traces: agent, role, wave, subagent index and turn."""
+        if agent.role is Role.LEAD:
+            return {"wideseek_agent": "lead", "wideseek_role": "lead", "wideseek_turn": turn}
+        sub = cast(SubagentState, state)
+        return {
+            "wideseek_agent": sub.get("agent_id"),
+            "wideseek_role": "subagent",
+            "wideseek_wave": sub.get("wave"),
+            "wideseek_subagent": sub.get("index"),
+            "wideseek_turn": turn,
+        }
+
+    @staticmethod
     def _failed(agent: _AgentSpec, update: dict[str, Any], reason: str) -> dict[str, Any]:
         update.update(status=Status.FAILED.value, error=agent.error_prefix + reason)
         return update
 
+    @staticmethod
     def _answer_calls(
-        self,
+        prompts: Prompts,
         first: ToolCallRef | None,
         first_text: str,
         is_error: bool,
@@ -287,25 +390,23 @@ class WideSeekGraph:
     ) -> list[BaseMessage]:
         """The messages that answer one turn's tool calls: the first call's result with the turn hint, and
         "only the first call runs" for the others; a turn without calls gets a user nudge instead."""
-        hint = self.prompts.text("next_turn_hint", turn=next_turn, max_turns=max_turns)
+        hint = prompts.text("next_turn_hint", turn=next_turn, max_turns=max_turns)
         if first is None:
-            return [HumanMessage(self.prompts.text("empty_reply") + hint)]
+            return [HumanMessage(prompts.text("empty_reply") + hint)]
         out: list[BaseMessage] = [
             tool_reply(first["id"], first_text + hint, name=first["name"], error=is_error)
         ]
         out += [
-            tool_reply(c["id"], self.prompts.text("only_first_call"), name=c["name"], error=True)
-            for c in others
+            tool_reply(c["id"], prompts.text("only_first_call"), name=c["name"], error=True) for c in others
         ]
         return out
 
     # ====================================================================================== subagent graph
-    async def _sub_act(self, state: SubagentState) -> dict[str, Any]:
+    async def _sub_act(self, run: _Run, state: SubagentState) -> dict[str, Any]:
         deadline = state.get("deadline")
         first: dict[str, Any] = {}
         if not state.get("messages"):
-            cfg = self.config
-            deadline = time.time() + cfg.subagent_timeout if cfg.subagent_timeout else None
+            deadline = time.time() + run.subagent_timeout if run.subagent_timeout else None
             first["deadline"] = deadline
             _emit(
                 {
@@ -316,7 +417,11 @@ class WideSeekGraph:
                 }
             )
         update, _ = await self._agent_turn(
-            self._sub, state, {"question": state["question"], "subtask": state["subtask"]}, deadline=deadline
+            run,
+            run.sub,
+            state,
+            {"question": state["question"], "subtask": state["subtask"]},
+            deadline=deadline,
         )
         return {**first, **update}
 
@@ -327,60 +432,64 @@ class WideSeekGraph:
         """One subagent turn as one graph step: the model call, then its tool call, or (when the agent is
         done) its report. A LangGraph superstep costs the client about as much CPU as the model call itself
         (see docs/benchmarks.md), so each turn is one step rather than separate act/tools/finish steps."""
-        update = await self._sub_act(state)
+        run = self._run()
+        update = await self._sub_act(run, state)
         after = apply_update(SubagentState, state, update)
         more = (
-            await self._sub_tools(after) if after.get("status") == Status.RUNNING else self._sub_finish(after)
+            await self._sub_tools(run, after)
+            if after.get("status") == Status.RUNNING
+            else self._sub_finish(run, after)
         )
         return apply_update(SubagentState, update, more)
 
-    async def _run_tool(self, call: dict[str, Any]) -> tuple[str, list[str], bool]:
+    async def _run_tool(self, run: _Run, call: dict[str, Any]) -> tuple[str, list[str], bool]:
         """(tool message text, backend errors, is_error) for one subagent tool call."""
+        prompts = run.prompts
         if not call["valid"]:
-            return self.prompts.text("tool_error", error=call.get("error") or "malformed tool call"), [], True
+            return prompts.text("tool_error", error=call.get("error") or "malformed tool call"), [], True
         name, args = call["name"], call["args"]
-        tool = self._tools.get(name)
+        tool = run.lang.tool(name)
         if tool is None:
-            err = self.prompts.text("unknown_tool", name=name, available=f"{SEARCH}, {ACCESS}")
-            return self.prompts.text("tool_error", error=err), [], True
+            err = prompts.text("unknown_tool", name=name, available=f"{SEARCH}, {ACCESS}")
+            return prompts.text("tool_error", error=err), [], True
         try:
             text, errors = await tool.run(args)
             return text, errors, False
         except ToolArgumentError as e:
-            return self.prompts.text("tool_error", error=str(e)), [], True
+            return prompts.text("tool_error", error=str(e)), [], True
         except Exception as e:  # a bug in a tool costs this call, not the wave (unless strict)
             raise_if_strict(e, self.config.strict)
             log.exception("tool %s raised", name)
             reason = f"internal error {type(e).__name__}"
-            return self.prompts.text("tool_error", error=f"the {name} tool failed ({reason})"), [reason], True
+            return prompts.text("tool_error", error=f"the {name} tool failed ({reason})"), [reason], True
 
-    async def _sub_tools(self, state: SubagentState) -> dict[str, Any]:
+    async def _sub_tools(self, run: _Run, state: SubagentState) -> dict[str, Any]:
         reply = state["messages"][-1]
         assert isinstance(reply, AIMessage)
-        turn_args = {"next_turn": state["turn"] + 1, "max_turns": self.config.max_subagent_turns}
+        turn_args = {"next_turn": state["turn"] + 1, "max_turns": run.sub.max_turns}
         calls = ordered_calls(reply)
         if not calls:
-            return {"messages": self._answer_calls(None, "", False, [], **turn_args)}
-        text, errors, is_error = await self._run_tool(calls[0])
+            return {"messages": self._answer_calls(run.prompts, None, "", False, [], **turn_args)}
+        text, errors, is_error = await self._run_tool(run, calls[0])
         messages = self._answer_calls(
-            _ref(calls[0]), text, is_error, [_ref(c) for c in calls[1:]], **turn_args
+            run.prompts, _ref(calls[0]), text, is_error, [_ref(c) for c in calls[1:]], **turn_args
         )
         return {"messages": messages, "tool_errors": errors}
 
-    def _sub_finish(self, state: SubagentState) -> dict[str, Any]:
+    def _sub_finish(self, run: _Run, state: SubagentState) -> dict[str, Any]:
         status: AgentStatus = Status.OK if state.get("status") == Status.OK else Status.FAILED
         error = state.get("error")
         if status == Status.OK:
             last = state["messages"][-1]
-            report_text = strip_thinking(last.content if isinstance(last.content, str) else str(last.content))
+            report_text = strip_thinking(last.text)
         else:
-            report_text = self.prompts.text("subagent_failed", reason=error or "unknown failure")
+            report_text = run.prompts.text("subagent_failed", reason=error or "unknown failure")
         traj = build_agent_trajectory(
             state["agent_id"],
             Role.SUBAGENT,
             state.get("messages") or [],
             state.get("turn_meta") or [],
-            self._sub.tools,
+            run.sub.tools,
             status=status,
             index=state["index"],
             error=error,
@@ -425,14 +534,15 @@ class WideSeekGraph:
 
     # ========================================================================================== lead graph
     def _validate_subtasks(
-        self, call: dict[str, Any], started: int = 0
+        self, run: _Run, call: dict[str, Any], started: int = 0
     ) -> tuple[list[str], list[str], str | None]:
         """(subtask prompts, notes for the lead, error) for one create_sub_agents call, ``started`` subagents
-        into the run: at most ``max_subagents`` per call and ``max_total_subagents`` per run."""
+        into the run: at most the run's ``max_subagents`` per call and ``max_total_subagents`` per run."""
+        prompts_ = run.prompts
         if not call["valid"]:
             return [], [], call.get("error") or "malformed tool call"
         if call["name"] != CREATE_SUB_AGENTS:
-            return [], [], self.prompts.text("unknown_tool", name=call["name"], available=CREATE_SUB_AGENTS)
+            return [], [], prompts_.text("unknown_tool", name=call["name"], available=CREATE_SUB_AGENTS)
         items = call["args"].get("sub_agents")
         if not isinstance(items, list) or not items:
             return (
@@ -451,15 +561,15 @@ class WideSeekGraph:
             return [], [], "no entry of sub_agents has a non-empty string 'prompt'"
         notes = []
         if skipped:
-            notes.append(self.prompts.text("skipped_subagents", count=skipped))
-        limit = self.config.max_subagents
+            notes.append(prompts_.text("skipped_subagents", count=skipped))
+        limit = run.max_subagents
         if len(prompts) > limit:
-            notes.append(self.prompts.text("dropped_subagents", max=limit, dropped=len(prompts) - limit))
+            notes.append(prompts_.text("dropped_subagents", max=limit, dropped=len(prompts) - limit))
             prompts = prompts[:limit]
         total = self.config.max_total_subagents
         left = max(0, total - started)
         if len(prompts) > left:
-            note = self.prompts.text("run_subagents_spent", max=total, dropped=len(prompts) - left)
+            note = prompts_.text("run_subagents_spent", max=total, dropped=len(prompts) - left)
             if not left:
                 return [], [], note
             notes.append(note)
@@ -467,8 +577,10 @@ class WideSeekGraph:
         return prompts, notes, None
 
     async def _lead_node(self, state: LeadState) -> dict[str, Any]:
+        run = self._run()
         update, out = await self._agent_turn(
-            self._lead,
+            run,
+            run.lead,
             state,
             {"question": state["question"]},
             announce=lambda turn: _emit({"type": "lead_turn", "turn": turn}),
@@ -481,7 +593,7 @@ class WideSeekGraph:
             assert out.reply is not None
             calls = ordered_calls(out.reply)
             started = sum(a.get("role") == Role.SUBAGENT for a in state.get("agents") or [])
-            prompts, notes, error = self._validate_subtasks(calls[0], started)
+            prompts, notes, error = self._validate_subtasks(run, calls[0], started)
             wave += 0 if error else 1
             update["wave"] = wave
             update["pending"] = PendingCall(
@@ -516,23 +628,25 @@ class WideSeekGraph:
             ]
         return "lead_feedback"
 
-    def _answer_lead(self, state: LeadState, text: str, is_error: bool) -> list[BaseMessage]:
+    def _answer_lead(self, run: _Run, state: LeadState, text: str, is_error: bool) -> list[BaseMessage]:
         pending = state.get("pending")
         assert pending is not None
         return self._answer_calls(
+            run.prompts,
             pending["call"],
             text,
             is_error,
             pending["others"],
             next_turn=state["turn"] + 1,
-            max_turns=self.config.max_lead_turns,
+            max_turns=run.lead.max_turns,
         )
 
     def _lead_feedback(self, state: LeadState) -> dict[str, Any]:
         pending = state.get("pending")
         error = (pending["error"] if pending is not None else None) or "malformed tool call"
+        run = self._run()
         return {
-            "messages": self._answer_lead(state, self.prompts.text("tool_error", error=error), True),
+            "lead_messages": self._answer_lead(run, state, run.prompts.text("tool_error", error=error), True),
             "pending": None,
         }
 
@@ -544,17 +658,16 @@ class WideSeekGraph:
         text = "\n\n".join(pending["notes"] + blocks)
         errors = [f"{r['agent_id']}: {r['error']}" for r in reports if r["status"] == Status.FAILED]
         errors += [f"{r['agent_id']}: {e}" for r in reports for e in r["tool_errors"]]
-        return {"messages": self._answer_lead(state, text, False), "pending": None, "errors": errors}
+        answer = self._answer_lead(self._run(), state, text, False)
+        return {"lead_messages": answer, "pending": None, "errors": errors}
 
     def _finalize(self, state: LeadState) -> dict[str, Any]:
         cfg = self.config
         status: AgentStatus = Status.OK if state.get("status") == Status.OK else Status.FAILED
-        messages = state.get("messages") or []
+        messages = state.get("lead_messages") or []
         answer = table = boxed = None
         if status == Status.OK:
-            last = messages[-1]
-            raw = last.content if isinstance(last.content, str) else str(last.content)
-            answer = strip_thinking(raw)
+            answer = strip_thinking(messages[-1].text)
             table = extract_table(answer)
             boxed = extract_boxed(answer)
         lead = build_agent_trajectory(
@@ -562,7 +675,7 @@ class WideSeekGraph:
             Role.LEAD,
             messages,
             state.get("turn_meta") or [],
-            self._lead.tools,
+            self._run().lead.tools,
             status=status,
             error=state.get("error"),
             keep_reasoning=cfg.keep_reasoning,
@@ -583,7 +696,21 @@ class WideSeekGraph:
         )
         traj["agents"] = traj["agents"] + subs
         _emit({"type": "final", "status": status.value})
-        return {"status": status.value, "answer": answer, "table": table, "boxed": boxed, "trajectory": traj}
+        out: dict[str, Any] = {
+            "status": status.value,
+            "answer": answer,
+            "table": table,
+            "boxed": boxed,
+            "trajectory": traj,
+        }
+        if state.get("reply_as_message"):  # asked with messages: answer with one message
+            text = answer if answer is not None else self._failure_text(state.get("errors") or [])
+            out["messages"] = [AIMessage(content=text, name="wideseek")]
+        return out
+
+    @staticmethod
+    def _failure_text(errors: list[str]) -> str:
+        return "The wide search failed: " + "; ".join(errors or ["no answer"])
 
     def _start(self, state: LeadState) -> dict[str, Any]:
         """Begin a run from a clean slate.
@@ -595,9 +722,21 @@ class WideSeekGraph:
         rollout_id = state.get("rollout_id")
         if not rollout_id or rollout_id == (state.get("trajectory") or {}).get("rollout_id"):
             rollout_id = uuid.uuid4().hex  # not given for this run: the id left by the previous one
+        update: dict[str, Any] = {}
+        given = state.get("messages")
+        if given:  # a parent graph's messages: the last human one is the question; answered with one message
+            human = [m for m in convert_to_messages(given) if isinstance(m, HumanMessage)]
+            if not human:
+                raise ValueError("the input messages hold no human message to take the question from")
+            update.update(question=human[-1].text, messages=[], reply_as_message=True)
+        elif not (state.get("question") or "").strip():
+            raise ValueError("the input needs a non-empty 'question' (or 'messages' with a human message)")
+        else:
+            update["reply_as_message"] = False
         return {
+            **update,
             "rollout_id": rollout_id,
-            "messages": RESET,
+            "lead_messages": RESET,
             "turn_meta": RESET,
             "agents": RESET,
             "errors": RESET,
@@ -615,9 +754,17 @@ class WideSeekGraph:
             "trajectory": None,
         }
 
-    def build(self) -> StateGraph:
-        """The uncompiled lead graph (add nodes or compile with your own checkpointer)."""
-        g = StateGraph(LeadState, input_schema=LeadInput)
+    def build(self, *, full_output: bool = False) -> StateGraph[Any, Any, Any, Any]:
+        """The uncompiled lead graph (add nodes or compile with your own checkpointer).
+
+        Its input is :class:`LeadInput`, its output :class:`LeadOutput` (``full_output=True``: the whole
+        state, trajectory included, as :meth:`arun` reads it), its context :class:`WideSeekContext`."""
+        g = StateGraph(
+            LeadState,
+            context_schema=WideSeekContext,
+            input_schema=LeadInput,
+            output_schema=LeadState if full_output else LeadOutput,
+        )
         g.add_node("start", self._start)
         g.add_node("lead", self._lead_node)
         g.add_node("subagent", self.build_subagent_graph() if self.subagent_subgraph else self._subagent_node)
@@ -635,12 +782,19 @@ class WideSeekGraph:
 
     def recursion_limit(self) -> int:
         cfg = self.config
-        # lead: 3 supersteps per wave; each subagent: 2 per turn (+ finish); generous headroom on top.
-        return 3 * cfg.max_lead_turns + 2 * cfg.max_subagent_turns + 20
+        # lead: 3 supersteps per wave; each subagent: 2 per turn (+ finish); generous headroom on top. Sized
+        # for the largest turn limits a run's context may ask for.
+        lead = max(cfg.max_lead_turns, CONTEXT_MAX_TURNS)
+        sub = max(cfg.max_subagent_turns, CONTEXT_MAX_TURNS)
+        return 3 * lead + 2 * sub + 20
 
-    def compile(self, **kwargs: Any) -> CompiledStateGraph:
-        """A compiled LangGraph graph; ``kwargs`` go to ``StateGraph.compile`` (checkpointer, store, ...)."""
-        app = self.build().compile(name="wideseek", **kwargs)
+    def compile(self, *, full_output: bool = False, **kwargs: Any) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """A compiled LangGraph graph; ``kwargs`` go to ``StateGraph.compile`` (checkpointer, store, ...).
+
+        ``ainvoke({"question": ...})`` returns ``answer``, ``table`` and ``status`` (``full_output=True``:
+        the whole state, with ``trajectory``, ``errors`` and ``boxed``); ``context=`` sets
+        :class:`WideSeekContext` for one run."""
+        app = self.build(full_output=full_output).compile(name="wideseek", **kwargs)
         return app.with_config(recursion_limit=self.recursion_limit())
 
     # ================================================================================================ running
@@ -651,22 +805,29 @@ class WideSeekGraph:
         rollout_id: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         config: RunnableConfig | None = None,
+        context: WideSeekContext | dict[str, Any] | None = None,
     ) -> WideSeekResult:
-        """Run one task to completion and return the answer, table, trajectory, usage and errors."""
+        """Run one task to completion and return the answer, table, trajectory, usage and errors.
+
+        ``context`` sets this run's :class:`WideSeekContext` (limits, language, number of subagents)."""
         if not isinstance(question, str) or not question.strip():
             raise ValueError("question must be a non-empty string")
         if self._compiled is None:
-            self._compiled = self.compile()
+            self._compiled = self.compile(full_output=True)
         inputs: dict[str, Any] = {"question": question, "rollout_id": rollout_id or uuid.uuid4().hex}
         final: dict[str, Any] | None = None
         with tallying() as tools:
             if on_event is None:
-                final = await self._compiled.ainvoke(inputs, config)
+                final = await self._compiled.ainvoke(inputs, config, context=WideSeekContext.of(context))
             else:
                 # Subagent events are written inside the subagent subgraph; LangGraph streams a subgraph's
                 # custom events only with subgraphs=True. Values are taken from the parent graph alone.
                 async for ns, mode, chunk in self._compiled.astream(
-                    inputs, config, stream_mode=["custom", "values"], subgraphs=True
+                    inputs,
+                    config,
+                    stream_mode=["custom", "values"],
+                    subgraphs=True,
+                    context=WideSeekContext.of(context),
                 ):
                     if mode == "custom":
                         on_event(cast(dict[str, Any], chunk))
@@ -713,7 +874,7 @@ class WideSeekGraph:
             result = await self.arun(question)
             if result.status == Status.OK and result.answer is not None:
                 return result.answer
-            return "The wide search failed: " + "; ".join(result.errors or ["no answer"])
+            return self._failure_text(result.errors)
 
         return StructuredTool.from_function(
             coroutine=wide_search,

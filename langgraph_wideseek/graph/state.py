@@ -17,13 +17,15 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Annotated, Any, TypedDict, TypeVar, cast, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, cast, get_args, get_origin, get_type_hints
 
 from langchain_core.messages import AnyMessage
+from typing_extensions import TypedDict  # typing's TypedDict breaks LangGraph's JSON schemas on Python 3.11
 
 __all__ = [
     "RESET",
     "LeadInput",
+    "LeadOutput",
     "LeadState",
     "PendingCall",
     "Report",
@@ -89,14 +91,32 @@ class PendingCall(TypedDict):
 
 
 class LeadInput(TypedDict, total=False):
+    """What a run takes: the ``question``, or ``messages`` whose last human message is the question (as a
+    node of a ``MessagesState`` parent graph); ``rollout_id`` names the trajectory."""
+
     question: str
+    messages: list[AnyMessage]
     rollout_id: str
+
+
+class LeadOutput(TypedDict, total=False):
+    """What a run gives back to its caller or parent graph: the answer, its table and the status; and, when
+    the input came as ``messages``, exactly one AI message with the answer."""
+
+    answer: str | None
+    table: list[dict[str, str]] | None
+    status: str
+    messages: list[AnyMessage]
 
 
 class LeadState(TypedDict, total=False):
     question: str
     rollout_id: str
-    messages: Annotated[list[AnyMessage], resettable]
+    # the caller's messages in, the answer message out (no reducer, so a run asked with a question has none
+    # in its output); the lead's own conversation is ``lead_messages``
+    messages: list[AnyMessage]
+    lead_messages: Annotated[list[AnyMessage], resettable]
+    reply_as_message: bool  # the input came as messages: the output adds one AI message with the answer
     turn: int
     wave: int
     ctx_tokens: int

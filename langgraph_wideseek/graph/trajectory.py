@@ -79,6 +79,9 @@ class TurnRecord(BaseModel):
     logprobs: list[float] | None = None
     finish_reason: str | None = None
     usage: dict[str, int] = Field(default_factory=dict)
+    # what could not be recorded from the model's reply (another chat model's metadata in a shape the record
+    # cannot hold), one sentence each; None when everything was recorded
+    notes: list[str] | None = None
 
 
 class AgentTrajectory(BaseModel):

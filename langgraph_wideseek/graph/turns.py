@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from ..errors import ContextOverflowError, ModelError, raise_if_strict
 from ..model.chat import message_to_openai
@@ -53,8 +53,7 @@ def estimate_tokens(messages: Sequence[BaseMessage]) -> int:
     """A conservative token estimate: UTF-8 bytes / 3.5 (CJK: about one token per character) plus framing."""
     n = 0
     for m in messages:
-        c = m.content if isinstance(m.content, str) else str(m.content)
-        n += len(c.encode("utf-8")) * 2 // 7 + _PER_MESSAGE_OVERHEAD
+        n += len(m.text.encode("utf-8")) * 2 // 7 + _PER_MESSAGE_OVERHEAD
         if isinstance(m, AIMessage):
             r = m.additional_kwargs.get("reasoning_content") or ""
             n += len(r.encode("utf-8")) * 2 // 7
@@ -96,8 +95,13 @@ async def call_model(
     ctx_messages: int,
     deadline: float | None = None,
     strict: bool = False,
+    run_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TurnOutcome:
-    """Call the model once with ``max_tokens`` set to the context that remains for this agent."""
+    """Call the model once with ``max_tokens`` set to the context that remains for this agent.
+
+    ``run_name`` and ``metadata`` name the call in traces (LangSmith): they are merged into the config of the
+    run in progress, so LangGraph's own metadata stays."""
     budget = remaining_budget(context_tokens, ctx_tokens, ctx_messages, messages)
     if budget < MIN_GENERATION_TOKENS:
         return TurnOutcome(
@@ -106,7 +110,13 @@ async def call_model(
             f"{context_tokens} tokens used before this turn",
         )
     try:
-        coro = llm.ainvoke(messages, max_tokens=budget)
+        config: RunnableConfig | None = None
+        if run_name is not None or metadata:
+            current = ensure_config()
+            config = {"metadata": {**(current.get("metadata") or {}), **(metadata or {})}}
+            if run_name is not None:
+                config["run_name"] = run_name
+        coro = llm.ainvoke(messages, config, max_tokens=budget)
         if deadline is not None:
             left = deadline - time.time()
             if left <= 0:
@@ -145,8 +155,7 @@ async def call_model(
         )
     if has_calls:
         return TurnOutcome(ReplyKind.TOOLS, reply=reply, ctx_tokens=used)
-    text = reply.content if isinstance(reply.content, str) else str(reply.content)
-    if not strip_thinking(text):
+    if not strip_thinking(reply.text):
         return TurnOutcome(ReplyKind.EMPTY, reply=reply, ctx_tokens=used)
     return TurnOutcome(ReplyKind.FINAL, reply=reply, ctx_tokens=used)
 
@@ -189,7 +198,16 @@ def build_agent_trajectory(
         raw_calls = reply.additional_kwargs.get("tool_calls")
         if raw_calls is None:
             raw_calls = list(wire[meta["reply_index"]].get("tool_calls") or [])
-        content = reply.content if isinstance(reply.content, str) else str(reply.content)
+        notes: list[str] = []
+        prompt_ids = _token_ids(md.get("prompt_token_ids"), "prompt_token_ids", notes)
+        completion_ids = _token_ids(md.get("token_ids"), "token_ids", notes)
+        logprobs = _logprobs(md.get("logprobs"), notes)
+        finish = md.get("finish_reason")
+        if finish is not None and not isinstance(finish, str):
+            notes.append(f"finish_reason of type {type(finish).__name__} not recorded")
+            finish = None
+        if notes:
+            log.info("%s turn %d: %s", agent_id, meta["turn"], "; ".join(notes))
         turns.append(
             from_plain(
                 TurnRecord,
@@ -198,22 +216,53 @@ def build_agent_trajectory(
                     "messages": wire[: meta["n_messages"]],
                     "tools": tools,
                     "completion": {
-                        "content": content,
+                        "content": reply.text,
                         "reasoning": reply.additional_kwargs.get("reasoning_content"),
                         "tool_calls": list(raw_calls),
                     },
-                    "prompt_token_ids": md.get("prompt_token_ids"),
-                    "completion_token_ids": md.get("token_ids"),
-                    "logprobs": md.get("logprobs"),
-                    "finish_reason": md.get("finish_reason"),
+                    "prompt_token_ids": prompt_ids,
+                    "completion_token_ids": completion_ids,
+                    "logprobs": logprobs,
+                    "finish_reason": finish,
                     "usage": {
                         "prompt_tokens": int(usage.get("input_tokens", 0)) if usage else 0,
                         "completion_tokens": int(usage.get("output_tokens", 0)) if usage else 0,
                     },
+                    "notes": notes or None,
                 },
             )
         )
     return AgentTrajectory(agent_id=agent_id, role=role, status=status, index=index, error=error, turns=turns)
+
+
+def _token_ids(value: Any, name: str, notes: list[str]) -> list[int] | None:
+    """Token ids as the record keeps them: a list of ints, else None (and a note saying what was there)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) and all(type(t) is int for t in value):
+        return value if isinstance(value, list) else list(value)
+    notes.append(f"{name} in an unknown shape ({type(value).__name__}) not recorded")
+    return None
+
+
+def _logprobs(value: Any, notes: list[str]) -> list[float] | None:
+    """Per-token logprobs from what a chat model left in ``response_metadata["logprobs"]``.
+
+    ChatVLLM leaves a list of floats; ``ChatOpenAI(logprobs=True)`` the OpenAI object (``{"content":
+    [{"token", "logprob", ...}, ...]}``); a list of such entries is read too. Anything else is not recorded,
+    and a note says so: another model's metadata never fails a run."""
+    if value is None:
+        return None
+    entries = value.get("content") if isinstance(value, dict) else value
+    if isinstance(entries, list):
+        try:
+            return [float(e["logprob"]) if isinstance(e, dict) else float(e) for e in entries]
+        except (KeyError, TypeError, ValueError):
+            pass
+    elif entries is None:  # {"content": null}: the server had none to give
+        return None
+    notes.append(f"logprobs in an unknown shape ({type(value).__name__}) not recorded")
+    return None
 
 
 def tool_reply(call_id: str, text: str, *, name: str | None = None, error: bool = False) -> ToolMessage:

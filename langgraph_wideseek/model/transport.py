@@ -3,7 +3,8 @@
 :class:`OpenAITransport` POSTs JSON to one server over aiohttp (the cheapest client per call we measured; see
 docs/benchmarks.md): one session per event loop (:class:`~langgraph_wideseek.runtime.LoopLocal`, closed with
 its loop), one slot of the endpoint's process-wide limiter per request in flight, bodies encoded with orjson,
-and 429 / 408 / 5xx / timeouts / connection errors retried with backoff. What it raises is part of the error
+and 429 / 408 / 5xx / timeouts / connection errors retried with backoff; :meth:`OpenAITransport.stream`
+reads a server-sent-event stream the same way. What it raises is part of the error
 tree: :class:`ModelRequestError` (the server rejected the request; :class:`ContextOverflowError` when it says
 the prompt is too long) and :class:`ModelUnavailableError` (it kept failing). The API key travels only in the
 ``Authorization`` header and is redacted from every message.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -192,12 +193,16 @@ class OpenAITransport:
                 return loads(body)
             except json.JSONDecodeError as e:
                 raise RetryableError("server returned a non-JSON body with HTTP 200") from e
+        raise self._failure(status, body, retry_after)
+
+    def _failure(self, status: int, body: bytes, retry_after: str | None) -> Exception:
+        """The error for a non-200 answer (shared by :meth:`post_once` and :meth:`stream`)."""
         detail = self._error_detail(body)
         if status == 429 or status >= 500 or status == 408:
-            raise RetryableError(f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after))
+            return RetryableError(f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after))
         if status == 400 and any(k in detail.lower() for k in _CONTEXT_MARKERS):
-            raise ContextOverflowError(f"context overflow: {detail}", status, detail=detail)
-        raise ModelRequestError(f"HTTP {status} from {self.what}: {detail}", status, detail=detail)
+            return ContextOverflowError(f"context overflow: {detail}", status, detail=detail)
+        return ModelRequestError(f"HTTP {status} from {self.what}: {detail}", status, detail=detail)
 
     def _watch(self) -> Callable[[], None]:
         """Count one request as waiting and log, every ``progress_interval`` seconds while it waits, that the
@@ -242,6 +247,102 @@ class OpenAITransport:
         except json.JSONDecodeError:
             pass  # a plain-text error page: its text is the detail
         return self.redact(text[:2000])
+
+    # --- streaming -----------------------------------------------------------------------------------------
+    async def stream(
+        self,
+        path: str,
+        payload: dict[str, Any],
+        *,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> AsyncIterator[Any]:
+        """POST ``payload`` and yield the decoded JSON of each server-sent event until ``data: [DONE]``.
+
+        Opening the stream is retried as :meth:`post` retries (until the server answers 200); once events
+        flow, a broken connection ends the stream with :class:`ModelUnavailableError`, since what was already
+        yielded cannot be taken back. An error event in the stream (vLLM writes one when generation fails)
+        raises the error its body describes. The endpoint's slot is held until the stream ends."""
+
+        def retried(n: int, err: BaseException, wait: float) -> None:
+            log.warning(
+                "%s stream failed to open (%s); retry %d/%d in %.1fs",
+                self.what,
+                err,
+                n,
+                self.retry.retries,
+                wait,
+            )
+            if on_retry is not None:
+                on_retry(n, err, wait)
+
+        url = self.base_url + path
+        async with self._limiter.slot():
+            try:
+                resp = await retry_async(
+                    lambda: self._open_stream(url, payload), self.retry, on_retry=retried
+                )
+            except RetryableError as e:
+                raise ModelUnavailableError(
+                    f"{self.what} at {self.base_url} failed after {self.retry.retries + 1} attempts: {e}"
+                ) from e
+            try:
+                async for data in _sse_data(resp.content):
+                    if data == b"[DONE]":
+                        return
+                    event = loads(data)
+                    if isinstance(event, dict) and _is_error_event(event):
+                        err = event.get("error", event)
+                        code = err.get("code") if isinstance(err, dict) else None
+                        status = code if isinstance(code, int) and code >= 400 else 500
+                        failure = self._failure(status, data, None)
+                        if isinstance(failure, RetryableError):  # too late to retry: say it failed
+                            raise ModelUnavailableError(f"{self.what} stream failed: {failure}") from failure
+                        raise failure
+                    yield event
+            except (TimeoutError, aiohttp.ClientError) as e:
+                raise ModelUnavailableError(
+                    f"{self.what} stream broke off: {type(e).__name__}: {self.redact(str(e))}"
+                ) from e
+            finally:
+                resp.release()
+
+    async def _open_stream(self, url: str, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+        """One attempt to open a stream: the response of a 200, :class:`RetryableError`, or
+        :class:`ModelRequestError`."""
+        try:
+            resp = await self._sessions.get().post(url, data=dumps(payload))
+        except TimeoutError as e:
+            raise RetryableError(f"request timed out after {self.timeout:g}s") from e
+        except aiohttp.ClientError as e:
+            raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e
+        if resp.status == 200:
+            return resp
+        try:
+            body = await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            body = b""
+        finally:
+            resp.release()
+        raise self._failure(resp.status, body, resp.headers.get("Retry-After"))
+
+
+def _is_error_event(event: dict[str, Any]) -> bool:
+    return event.get("object") == "error" or ("error" in event and not event.get("choices"))
+
+
+async def _sse_data(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The ``data`` of each server-sent event (multi-line data joined with newlines; other fields ignored)."""
+    lines: list[bytes] = []
+    async for raw in content:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if lines:
+                yield b"\n".join(lines)
+                lines = []
+        elif line.startswith(b"data:"):
+            lines.append(line[6:] if line[5:6] == b" " else line[5:])
+    if lines:
+        yield b"\n".join(lines)
 
 
 def _session_closed(session: aiohttp.ClientSession) -> bool:

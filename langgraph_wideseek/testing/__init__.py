@@ -14,7 +14,8 @@ This package is the one public entry to it; import what you need from here, not 
   body to a :class:`Reply`; :class:`LatencyModel` adds simulated generation time;
 - policies: :class:`WideSeekPolicy` plays the whole WideSeek protocol by reading what it is sent (it never
   looks at the world), :class:`ScriptedPolicy` replays fixed turns keyed by agent (:func:`is_lead`,
-  :func:`first_user_text`, :func:`turn_index` identify the caller);
+  :func:`first_user_text`, :func:`turn_index` identify the caller); :class:`AssistantPolicy` plays a small
+  general assistant (tool calls, JSON output) for LangChain code that is not WideSeek;
 - the world (:class:`World`, :class:`SyntheticTask`): entities, list pages and look-alike pages in a corpus,
   and tasks in the WideSearch format with gold tables.
 
@@ -22,6 +23,7 @@ Nothing in the package's production floors imports this (docs/architecture.md); 
 built on this entry.
 """
 
+from .assistant import AssistantPolicy
 from .policy import WideSeekPolicy, filler_text
 from .script import ScriptedPolicy, first_user_text, is_lead, tool_names, turn_index
 from .server import (
@@ -39,6 +41,7 @@ from .server import (
 from .synthetic import SyntheticTask, World, page_url, write_tasks
 
 __all__ = [
+    "AssistantPolicy",
     "FakeOpenAIServer",
     "LatencyModel",
     "PrefixTracker",

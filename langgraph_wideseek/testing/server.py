@@ -444,6 +444,10 @@ class FakeOpenAIServer:
     async def _stream(
         self, request: web.Request, resp: dict[str, Any], include_usage: bool
     ) -> web.StreamResponse:
+        """The reply as vLLM streams it: a first chunk with the role (and ``prompt_token_ids``), then one
+        chunk per toy token of the reasoning and the content, each tool call as a header chunk and an
+        arguments chunk, the completion's token ids and logprobs spread over those chunks in order, a chunk
+        with the finish reason, and the usage when ``stream_options.include_usage`` asks for it."""
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
         choice = resp["choices"][0]
@@ -456,21 +460,36 @@ class FakeOpenAIServer:
         }
 
         async def send(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
-            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, **extra}]}
-            await out.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+            c = {"index": 0, "delta": delta, "finish_reason": finish}
+            c.update((k, v) for k, v in extra.items() if k != "top")
+            chunk = {**base, "choices": [c], **extra.get("top", {})}
+            await out.write(b"data: " + _dumps(chunk) + b"\n\n")
 
-        await send({"role": "assistant", "content": ""})
-        if msg.get("reasoning_content"):
-            await send({"reasoning_content": msg["reasoning_content"]})
-        if msg.get("content"):
-            await send({"content": msg["content"]})
+        deltas: list[dict[str, Any]] = []
+        for key in ("reasoning_content", "content"):
+            deltas += [{key: piece} for piece in _TOKEN.findall(msg.get(key) or "")]
         for i, tc in enumerate(msg.get("tool_calls") or []):
-            await send({"tool_calls": [{"index": i, **tc}]})
+            fn = tc["function"]
+            head = {"index": i, "id": tc["id"], "type": "function", "function": {"name": fn["name"]}}
+            args = {"index": i, "function": {"arguments": fn["arguments"]}}
+            deltas += [{"tool_calls": [head]}, {"tool_calls": [args]}]
+        ids = choice.get("token_ids")
+        lps = choice.get("logprobs")
+        n = len(ids) if ids is not None else len(lps["content"]) if lps is not None else 0
+        k = max(len(deltas), 1)
+        top = {"prompt_token_ids": resp["prompt_token_ids"]} if "prompt_token_ids" in resp else {}
+        await send({"role": "assistant", "content": ""}, top=top)
+        for j in range(k):
+            lo, hi = j * n // k, (j + 1) * n // k
+            extra: dict[str, Any] = {}
+            if ids is not None:
+                extra["token_ids"] = ids[lo:hi]
+            if lps is not None:
+                extra["logprobs"] = {"content": lps["content"][lo:hi]}
+            await send(deltas[j] if j < len(deltas) else {}, **extra)
         await send({}, choice["finish_reason"])
         if include_usage:
-            await out.write(
-                f"data: {json.dumps({**base, 'choices': [], 'usage': resp['usage']})}\n\n".encode()
-            )
+            await out.write(b"data: " + _dumps({**base, "choices": [], "usage": resp["usage"]}) + b"\n\n")
         await out.write(b"data: [DONE]\n\n")
         await out.write_eof()
         return out

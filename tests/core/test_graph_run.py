@@ -182,7 +182,9 @@ async def test_compiled_graph_is_a_runnable_inside_a_running_loop(serve, make_gr
     state = await app.ainvoke({"question": QUESTION})
     assert state["status"] == "ok"
     assert "| Corvo | 655 km | Gulf of Tamar |" in state["answer"]
-    assert Trajectory.model_validate(state["trajectory"]).lead.status == "ok"
+    assert set(state) == {"answer", "table", "status"}  # the output schema: nothing internal leaks out
+    full = await make_graph(srv).compile(full_output=True).ainvoke({"question": QUESTION})
+    assert Trajectory.model_validate(full["trajectory"]).lead.status == "ok"
 
 
 def test_compiled_graph_across_successive_asyncio_runs(corpus_path, index_dir):
@@ -193,7 +195,7 @@ def test_compiled_graph_across_successive_asyncio_runs(corpus_path, index_dir):
             base_url=ts.base_url, model="m", corpus=corpus_path, index_dir=index_dir, summarize_pages=False
         )
         graph = WideSeekGraph(cfg)
-        app = graph.compile()
+        app = graph.compile(full_output=True)
         first = asyncio.run(app.ainvoke({"question": QUESTION}))
         second = asyncio.run(app.ainvoke({"question": QUESTION}))
         assert first["answer"] == second["answer"] and "| Amsel | 412 km | Northern Sea |" in first["answer"]
@@ -248,7 +250,7 @@ async def test_a_thread_with_a_checkpointer_answers_each_new_question(serve, mak
         return Reply(content=f"\\boxed{{{task}}}")
 
     srv = await serve(policy)
-    app = make_graph(srv).compile(checkpointer=InMemorySaver())
+    app = make_graph(srv).compile(checkpointer=InMemorySaver(), full_output=True)
     conf = {"configurable": {"thread_id": "t1"}}
     with caplog.at_level(logging.DEBUG):
         first = await app.ainvoke({"question": "first question"}, conf)

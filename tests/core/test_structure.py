@@ -151,6 +151,7 @@ def test_the_public_surface_is_this_list():
     assert sorted(langgraph_wideseek.__all__) == sorted(
         [
             "AgentTrajectory",
+            "ChatVLLM",
             "Status",
             "Trajectory",
             "TurnRecord",

@@ -76,10 +76,21 @@ def test_constructed_turn_records_equal_validated_ones() -> None:
     )
 
 
-def test_foreign_metadata_shapes_are_still_validated() -> None:
-    with pytest.raises(pydantic.ValidationError):
-        _traj(_reply(logprobs={"content": [{"logprob": -0.5}]}))  # ChatOpenAI's shape: a clear error
-    assert _traj(_reply(prompt_token_ids=(1, 2))).turns[0].prompt_token_ids == [1, 2]  # tuples get validated
+def test_foreign_metadata_shapes_are_read_or_noted_never_fatal() -> None:
+    # ChatOpenAI(logprobs=True)'s shape is read
+    rec = _traj(_reply(logprobs={"content": [{"token": "a", "logprob": -0.5}], "refusal": None})).turns[0]
+    assert rec.logprobs == [-0.5] and rec.notes is None
+    assert _traj(_reply(prompt_token_ids=(1, 2))).turns[0].prompt_token_ids == [1, 2]  # tuples are read
+    assert _traj(_reply(logprobs={"content": None})).turns[0].logprobs is None  # none given: nothing to say
+    # shapes the record cannot hold are left out, and the record says what it could not keep
+    odd = _traj(_reply(logprobs="high", token_ids=["a", "b"], finish_reason=3)).turns[0]
+    assert odd.logprobs is None and odd.completion_token_ids is None and odd.finish_reason is None
+    assert odd.notes == [
+        "token_ids in an unknown shape (list) not recorded",
+        "logprobs in an unknown shape (str) not recorded",
+        "finish_reason of type int not recorded",
+    ]
+    assert TurnRecord.model_validate(odd.model_dump()) == odd
 
 
 def test_tune_gc_sets_and_returns_thresholds() -> None:
