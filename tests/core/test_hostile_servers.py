@@ -117,6 +117,34 @@ async def test_an_oversized_model_reply_is_cut_off_and_not_retried(hostile, hand
     assert srv.requests == 1
 
 
+async def endless_events(request: web.Request) -> web.StreamResponse:
+    """A server-sent event stream of chunks that never sends ``[DONE]``."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    event = b'data: {"choices": [{"index": 0, "delta": {"content": "x"}}]}\n\n'
+    try:
+        while True:
+            await resp.write(event * 200)
+    except (ConnectionResetError, RuntimeError):
+        pass
+    return resp
+
+
+async def test_an_endless_stream_is_cut_off_at_the_same_limit(hostile):
+    srv = await hostile(endless_events)
+    llm = ChatVLLM(base_url=srv.url + "/v1", model="m", max_reply_bytes=LIMIT, retry_base_delay=0.001)
+    chunks = 0
+    try:
+        with pytest.raises(ReplyTooLarge, match="streamed reply exceeded max_reply_bytes"):
+            async with asyncio.timeout(10):
+                async for _ in llm.astream("hi"):
+                    chunks += 1
+    finally:
+        await llm.aclose()
+    assert srv.requests == 1
+    assert 0 < chunks < LIMIT // 50  # what arrived before the limit was passed on, and no more
+
+
 async def test_the_judge_and_the_retriever_cut_oversized_replies_too(hostile):
     srv = await hostile(endless)
     judge = OpenAIJudge(srv.url + "/v1", "j", retry=FAST, max_reply_bytes=LIMIT)
