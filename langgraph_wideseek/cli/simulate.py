@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import filecmp
 import importlib.util
@@ -314,79 +315,78 @@ def _listen_error(port: int, e: OSError) -> str:
     return f"cannot listen on 127.0.0.1:{port}: {why}; --port 0 picks a free port"
 
 
-def _settle(got: asyncio.Future[int], signum: int) -> None:
-    if not got.done():
-        got.set_result(signum)
+class _Stop:
+    """SIGINT and SIGTERM, caught on the running loop from before the server starts until it has stopped, so
+    a signal at any point of the start-up still stops the server cleanly. ``status`` is what a shell reports
+    for the signal: 128 + its number (Ctrl-C: 130)."""
 
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.signal: asyncio.Future[int] = self.loop.create_future()
+        self.installed: list[signal.Signals] = []
 
-async def _wait_for_signal() -> int:
-    """Wait for SIGINT or SIGTERM; return the exit status a shell reports for it (128 + its number)."""
-    loop = asyncio.get_running_loop()
-    got: asyncio.Future[int] = loop.create_future()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, _settle, got, int(sig))
-        except (NotImplementedError, RuntimeError):  # not on this platform, or not the main thread
-            continue
-        installed.append(sig)
-    try:
-        return 128 + await got
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.loop.add_signal_handler(sig, self._got, int(sig))
+            except (NotImplementedError, RuntimeError):  # not on this platform, or not the main thread
+                continue
+            self.installed.append(sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig in self.installed:
+            self.loop.remove_signal_handler(sig)
+
+    def _got(self, signum: int) -> None:
+        if not self.signal.done():
+            self.signal.set_result(signum)
+
+    async def wait(self) -> int:
+        return 128 + await self.signal
 
 
 def simulate_command(args: argparse.Namespace) -> int:
-    from ..testing import World
-    from ..tools.local import CorpusError
-
     problem = _check(args)
     if problem:
         print(f"wideseek: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    files = _Files(Path(args.out).resolve())
-    world = World.generate(seed=args.seed, n_categories=args.categories, entities_per_category=args.entities)
-    try:
-        tasks = _write_world(world, files)
-    except (OSError, CorpusError) as e:
-        print(f"wideseek: cannot write the world to {files.out}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    return asyncio.run(_serve(args, world, files, tasks))
+    return asyncio.run(_serve(args, _Files(Path(args.out).resolve())))
 
 
-async def _serve(args: argparse.Namespace, world: World, files: _Files, tasks: list[SyntheticTask]) -> int:
-    """Serve until SIGINT or SIGTERM; the exit status."""
+async def _serve(args: argparse.Namespace, files: _Files) -> int:
+    """Listen (so a busy port fails before anything is written), write the world, serve until SIGINT or
+    SIGTERM; the exit status."""
+    from ..testing import World
+    from ..tools.local import CorpusError
+
     server = _make_server(args, files.questions)
-    try:
-        await server.start()
-    except OSError as e:
-        print(f"wideseek: {_listen_error(args.port, e)}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        base_url = server.base_url
-        # Written once the server listens: a script can wait for this file and source it.
-        files.env.write_text("\n".join(_env_lines(base_url, files)) + "\n", encoding="utf-8")
-        # The first line says what this is and where it listens (scripts can wait for it and read the URL).
-        print(
-            f"SIMULATED model server at {base_url} (model {SIMULATED_MODEL}: a scripted policy, not an LLM)",
-            flush=True,
-        )
-        print(
-            f"world: seed {args.seed}, {len(world.categories)} categories x {args.entities} entities, "
-            f"{len(world.pages)} pages, {len(tasks)} tasks in {files.out}\n"
-            f"latency: {args.latency_request:g} s per request + {args.latency_token:g} s per token"
-            + (
-                f" (+{args.latency_concurrency:g} s per token per other request in flight)"
-                if args.latency_concurrency
-                else ""
+    with _Stop() as stop:
+        try:
+            await server.start()
+        except OSError as e:
+            print(f"wideseek: {_listen_error(args.port, e)}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            world = World.generate(
+                seed=args.seed, n_categories=args.categories, entities_per_category=args.entities
             )
-        )
-        print(_instructions(base_url, files, tasks), flush=True)
-        status = await _wait_for_signal()
-    finally:
-        await server.stop()
-        files.env.unlink(missing_ok=True)
+            try:
+                tasks = await asyncio.to_thread(_write_world, world, files)
+                # Written once the world is ready: a script can wait for this file and source it.
+                await asyncio.to_thread(
+                    files.env.write_text, "\n".join(_env_lines(server.base_url, files)) + "\n", "utf-8"
+                )
+            except (OSError, CorpusError) as e:
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                print(f"wideseek: cannot write the world to {files.out}: {why}", file=sys.stderr)
+                return EXIT_USAGE
+            _print_ready(args, server.base_url, world, files, tasks)
+            status = await stop.wait()
+        finally:
+            await server.stop()
+            with contextlib.suppress(OSError):  # an --out that could not be written holds none
+                await asyncio.to_thread(files.env.unlink, missing_ok=True)
     st = server.stats
     print(
         f"stopped by {signal.Signals(status - 128).name}: {st.requests} requests (at most {st.peak_inflight} "
@@ -394,3 +394,21 @@ async def _serve(args: argparse.Namespace, world: World, files: _Files, tasks: l
         file=sys.stderr,
     )
     return status
+
+
+def _print_ready(
+    args: argparse.Namespace, base_url: str, world: World, files: _Files, tasks: list[SyntheticTask]
+) -> None:
+    # The first line says what this is and where it listens (scripts can wait for it and read the URL).
+    print(
+        f"SIMULATED model server at {base_url} (model {SIMULATED_MODEL}: a scripted policy, not an LLM)",
+        flush=True,
+    )
+    latency = f"latency: {args.latency_request:g} s per request + {args.latency_token:g} s per token"
+    if args.latency_concurrency:
+        latency += f" (+{args.latency_concurrency:g} s per token per other request in flight)"
+    print(
+        f"world: seed {args.seed}, {len(world.categories)} categories x {args.entities} entities, "
+        f"{len(world.pages)} pages, {len(tasks)} tasks in {files.out}\n{latency}"
+    )
+    print(_instructions(base_url, files, tasks), flush=True)
