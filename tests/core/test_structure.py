@@ -114,7 +114,7 @@ def testing_modules() -> set[str]:
 
 
 def test_the_simulator_command_loads_the_simulator_only_when_it_runs():
-    """Other commands never load the simulator: the command imports it inside its functions (and for types)."""
+    """Other commands never load the simulator: the command imports it inside functions (and for types)."""
     tree = ast.parse((ROOT / SIMULATOR_COMMAND).read_text(encoding="utf-8"))
     top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "testing"]
     assert top == []
