@@ -214,6 +214,21 @@ def test_every_command_of_try_it_offline(clone: Path, terminal_1: subprocess.Pop
         checked.append(line)
     assert checked == lines
 
+    # The examples, as simulate printed them (the one the README runs aside)
+    printed = [ln for ln in (clone / "terminal-1.log").read_text().splitlines() if ln.startswith("python ")]
+    assert [Path(words(ln)[1]).name for ln in printed] == [
+        "quickstart.py",
+        "langgraph_app.py",
+        "eval_widesearch.py",
+    ]
+    for line in (printed[0], printed[2]):
+        proc = in_terminal_2(clone, source, line)
+        assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
+        if "quickstart" in line:
+            assert "item F1 1.000, row F1 1.000, success True" in proc.stderr
+        else:
+            assert "all: item F1 Avg@2 100.0" in proc.stdout and "success Avg@2 100.0" in proc.stdout
+
     # Ctrl-C in terminal 1
     stop(terminal_1)
     log = (clone / "terminal-1.log").read_text()
