@@ -93,7 +93,7 @@ def test_the_simulator_is_reached_only_through_its_public_entry():
             continue
         found = [t for t in _imports(path) if t[0] == "testing"]
         if path.relative_to(ROOT) == SIMULATOR_COMMAND:
-            found = [t for t in found if len(t) > 1 and t[1] not in testing_modules()]
+            found = [t for t in found if len(t) > 1 and t[1] not in _testing_modules()]
         if found:
             wrong.append(str(path.relative_to(REPO)))
     for folder in ("training", "examples", "benchmarks"):
@@ -109,7 +109,7 @@ def test_the_simulator_is_reached_only_through_its_public_entry():
     assert wrong == []
 
 
-def testing_modules() -> set[str]:
+def _testing_modules() -> set[str]:
     return {p.stem for p in (ROOT / "testing").glob("*.py") if p.stem != "__init__"}
 
 
