@@ -176,8 +176,10 @@ def _write_world(world: World, files: _Files) -> list[SyntheticTask]:
         fresh.replace(files.corpus)
         shutil.rmtree(files.index, ignore_errors=True)  # indexes of an earlier world
     tasks = world.tasks()
+    for folder in (files.gold, files.questions):  # an earlier world's files would pass for this one's
+        shutil.rmtree(folder, ignore_errors=True)
     world.write_tasks(files.out, tasks, gold_dir=files.gold.name)
-    files.questions.mkdir(exist_ok=True)
+    files.questions.mkdir()
     for t in tasks:
         (files.questions / f"{t.instance_id}.txt").write_text(t.query, encoding="utf-8")
     LocalIndex.open(files.corpus, files.index)

@@ -140,6 +140,8 @@ def test_a_rerun_keeps_the_index_of_an_unchanged_world_and_drops_it_for_another(
     assert serve_then(out, lambda env: None, "--seed", "1")[0] == 130
     assert not marker.exists()
     assert "seed 1," in capsys.readouterr().out
+    for folder in ("questions", "widesearch_gold"):  # only this world's tasks
+        assert {p.name.split("_")[0] for p in (out / folder).iterdir()} == {"syn1"}
 
 
 def test_a_server_without_parsers_leaves_tool_calls_in_the_text(tmp_path: Path) -> None:
