@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test test-fast test-vllm setup setup-dev bench lint clean
+.PHONY: demo simulate test test-fast test-vllm setup setup-dev bench lint clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ setup-dev: $(VENV)/.dev
 ## Uses your vLLM server when OPENAI_BASE_URL is set, else the built-in simulated model.
 demo: $(VENV)/.core
 	$(PY) examples/quickstart.py
+
+## Try every entry point offline (README, "Try it offline"): set up .venv with the Studio and eval extras, write a
+## generated world to ./wideseek-sim/ and serve the simulated model on 127.0.0.1:8000 until Ctrl-C. It prints what
+## to paste into another terminal for `wideseek run`, `wideseek eval`, `langgraph dev` and the examples.
+## Options: make simulate SIMULATE_ARGS="--seed 3 --latency-token 0.01" (wideseek simulate --help lists them).
+SIMULATE_ARGS ?=
+$(VENV)/.extras: pyproject.toml $(VENV)/.core
+	$(PIP) install -q -e '.[studio,eval]'
+	touch $@
+
+simulate: $(VENV)/.extras
+	$(PY) -m langgraph_wideseek simulate $(SIMULATE_ARGS)
 
 ## Set up and run the whole test suite, with the coverage floor of pyproject.toml (90%).
 test: $(VENV)/.dev

@@ -3,6 +3,8 @@
     python examples/eval_widesearch.py                           # offline: 4 sample tasks, simulated model
     OPENAI_BASE_URL=http://localhost:8000/v1 WIDESEEK_MODEL=RLinf/WideSeek-R1-4b \\
         python examples/eval_widesearch.py --tasks hf --samples 4 --search web
+    . wideseek-sim/env.sh    # after `wideseek simulate`: its server, over its world's corpus and tasks
+    python examples/eval_widesearch.py --tasks wideseek-sim/tasks.jsonl
 
 Offline (no ``OPENAI_BASE_URL``), a local OpenAI-compatible fake server plays the model: the lead sends one
 subagent, then answers with the task's gold table, sometimes with a few rows missing, so the scores are not
@@ -90,7 +92,9 @@ async def main() -> int:
 
     server = None
     if os.environ.get("OPENAI_BASE_URL"):
-        cfg = WideSeekConfig(search=args.search, corpus=corpus if args.search == "local" else None)
+        # Local search reads WIDESEEK_CORPUS when set (`wideseek simulate` sets it to its world's corpus).
+        local = os.environ.get("WIDESEEK_CORPUS") or corpus
+        cfg = WideSeekConfig(search=args.search, corpus=local if args.search == "local" else None)
     else:
         server = FakeOpenAIServer(simulated_model(tasks))
         await server.start()

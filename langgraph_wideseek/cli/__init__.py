@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in help order. A module missing from an install (a trimmed build) is skipped.
-SUBCOMMANDS = ("run", "index", "eval", "serve_index")
+SUBCOMMANDS = ("run", "index", "eval", "serve_index", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:

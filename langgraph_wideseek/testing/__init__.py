@@ -19,8 +19,8 @@ This package is the one public entry to it; import what you need from here, not 
 - the world (:class:`World`, :class:`SyntheticTask`): entities, list pages and look-alike pages in a corpus,
   and tasks in the WideSearch format with gold tables.
 
-Nothing in the package's production floors imports this (docs/architecture.md); ``wideseek simulate`` will be
-built on this entry.
+Nothing in the package's production floors imports this (docs/architecture.md) except ``wideseek simulate``
+(``cli/simulate.py``), which serves it to users over a generated world (docs/simulate.md).
 """
 
 from .assistant import AssistantPolicy

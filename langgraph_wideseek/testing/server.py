@@ -210,6 +210,10 @@ class FakeOpenAIServer:
     ``policy(request_json)`` returns a :class:`Reply` (sync or async). ``srv.requests`` keeps every request
     body in arrival order; ``srv.completions`` every (request, response body) pair the server answered with
     HTTP 200, in completion order. ``max_context`` makes over-long requests fail the way vLLM does.
+
+    Replies name the model the request asked for, as vLLM does; ``echo_model=False`` makes every reply name
+    ``model`` instead (``wideseek simulate`` uses it so that every reply says it came from a simulation).
+    ``port=0`` (the default) listens on a free port of 127.0.0.1; the server never binds another address.
     """
 
     def __init__(
@@ -217,6 +221,8 @@ class FakeOpenAIServer:
         policy: Policy,
         *,
         model: str = "fake-model",
+        echo_model: bool = True,
+        port: int = 0,
         latency: LatencyModel | None = None,
         max_context: int | None = None,
         api_key: str | None = None,
@@ -225,6 +231,8 @@ class FakeOpenAIServer:
     ) -> None:
         self.policy = policy
         self.model = model
+        self.echo_model = echo_model
+        self._bind_port = port
         self.latency = latency
         self.max_context = max_context
         self.api_key = api_key
@@ -253,8 +261,13 @@ class FakeOpenAIServer:
         app.router.add_post("/stats/reset", self._reset_stats)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._bind_port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self.base_url
 
@@ -427,7 +440,7 @@ class FakeOpenAIServer:
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", self.model),
+            "model": body.get("model", self.model) if self.echo_model else self.model,
             "choices": [choice],
             "usage": usage,
         }

@@ -542,11 +542,14 @@ _QUERY_TAIL = (
 )
 
 
-def write_tasks(tasks: list[SyntheticTask], directory: str | Path) -> tuple[Path, Path]:
-    """Write tasks as the benchmark ships them: ``tasks.jsonl`` and ``gold/<instance_id>.csv`` (UTF-8 with
-    BOM, CRLF) under ``directory``; returns both paths."""
+def write_tasks(
+    tasks: list[SyntheticTask], directory: str | Path, *, gold_dir: str = "gold"
+) -> tuple[Path, Path]:
+    """Write tasks as the benchmark ships them: ``tasks.jsonl`` and ``<gold_dir>/<instance_id>.csv`` (UTF-8
+    with BOM, CRLF) under ``directory``; returns both paths. ``gold_dir="widesearch_gold"`` is the folder
+    ``load_tasks`` (and ``wideseek eval``) finds beside the tasks file without being told."""
     directory = Path(directory)
-    gold = directory / "gold"
+    gold = directory / gold_dir
     gold.mkdir(parents=True, exist_ok=True)
     jsonl = directory / "tasks.jsonl"
     with jsonl.open("w", encoding="utf-8") as f:
@@ -699,10 +702,11 @@ class World:
         return out
 
     def write_tasks(
-        self, directory: str | Path, tasks: list[SyntheticTask] | None = None
+        self, directory: str | Path, tasks: list[SyntheticTask] | None = None, *, gold_dir: str = "gold"
     ) -> tuple[Path, Path]:
-        """Write ``tasks.jsonl`` and ``gold/<instance_id>.csv`` under ``directory``; returns both paths."""
-        return write_tasks(self.tasks() if tasks is None else tasks, directory)
+        """Write ``tasks.jsonl`` and ``<gold_dir>/<instance_id>.csv`` under ``directory``; returns both
+        paths."""
+        return write_tasks(self.tasks() if tasks is None else tasks, directory, gold_dir=gold_dir)
 
     def _task(self, instance_id: str, query: str, cat: Category, entities: list[Entity]) -> SyntheticTask:
         pipeline: dict[str, Any] = {

@@ -35,6 +35,11 @@ FLOORS = {
 }
 
 
+# The one production module allowed to import the simulator: the command that serves it (issue 14). It imports
+# it inside the command, so no other command loads it.
+SIMULATOR_COMMAND = Path("cli/simulate.py")
+
+
 def _modules() -> list[Path]:
     return sorted(p for p in ROOT.rglob("*.py"))
 
@@ -70,20 +75,26 @@ def test_floors_import_only_downwards():
         for target in _imports(path):
             if target[0] not in FLOORS:
                 continue
+            if target[0] == "testing" and path.relative_to(ROOT) == SIMULATOR_COMMAND:
+                continue
             if _floor_of(target) > own:
                 wrong.append(f"{'/'.join(rel)} imports {'.'.join(target)}")
     assert wrong == []
 
 
 def test_the_simulator_is_reached_only_through_its_public_entry():
-    """No production module imports langgraph_wideseek.testing; training/, examples/ and benchmarks/ use only
-    ``langgraph_wideseek.testing`` itself, never its modules."""
+    """No production module but ``wideseek simulate`` imports langgraph_wideseek.testing, and that one only
+    through its entry; training/, examples/ and benchmarks/ use only ``langgraph_wideseek.testing`` itself,
+    never its modules."""
     wrong = []
     for path in _modules():
         rel = path.relative_to(ROOT).parts
         if rel[0] == "testing":
             continue
-        if any(t[0] == "testing" for t in _imports(path)):
+        found = [t for t in _imports(path) if t[0] == "testing"]
+        if path.relative_to(ROOT) == SIMULATOR_COMMAND:
+            found = [t for t in found if len(t) > 1 and t[1] not in _testing_modules()]
+        if found:
             wrong.append(str(path.relative_to(REPO)))
     for folder in ("training", "examples", "benchmarks"):
         for path in (REPO / folder).rglob("*.py"):
@@ -96,6 +107,18 @@ def test_the_simulator_is_reached_only_through_its_public_entry():
                 if any(n.startswith("langgraph_wideseek.testing.") for n in names):
                     wrong.append(str(path.relative_to(REPO)))
     assert wrong == []
+
+
+def _testing_modules() -> set[str]:
+    return {p.stem for p in (ROOT / "testing").glob("*.py") if p.stem != "__init__"}
+
+
+def test_the_simulator_command_loads_the_simulator_only_when_it_runs():
+    """Other commands never load the simulator: the command imports it inside functions (and for types)."""
+    tree = ast.parse((ROOT / SIMULATOR_COMMAND).read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "testing"]
+    assert top == []
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "testing" for n in ast.walk(tree))
 
 
 def _package_exceptions() -> list[type[BaseException]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from langgraph_wideseek.testing.server import (
     FakeOpenAIServer,
@@ -89,3 +90,20 @@ def test_part_by_part_token_ids_equal_whole_prompt_ids() -> None:
         assert cache.ids(render_parts(messages, SUB_TOOLS)) == toy_tokenize(
             render_prompt(messages, SUB_TOOLS)
         )
+
+
+async def test_replies_name_the_server_model_when_not_echoing_and_bind_the_given_port() -> None:
+    """What `wideseek simulate` relies on: every reply names the simulated model whatever was asked for, and
+    the server listens on the port it was given (a busy port fails at start, leaving nothing running)."""
+    async with FakeOpenAIServer(lambda body: Reply(content="hi"), model="sim", echo_model=False) as first:
+        assert first.port
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{first.base_url}/chat/completions",
+                json={"model": "RLinf/WideSeek-R1-4b", "messages": [{"role": "user", "content": "x"}]},
+            ) as r:
+                assert (await r.json())["model"] == "sim"
+        busy = FakeOpenAIServer(lambda body: Reply(content="hi"), port=first.port)
+        with pytest.raises(OSError):
+            await busy.start()
+        assert busy._runner is None

@@ -149,6 +149,15 @@ def test_write_tasks_and_corpus_match_benchmark_files(tmp_path, world: World) ->
     assert [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines()] == world.corpus_records()
 
 
+def test_tasks_written_with_widesearch_gold_load_without_naming_the_gold(tmp_path, world: World) -> None:
+    from langgraph_wideseek.eval import load_tasks
+
+    jsonl, gold = world.write_tasks(tmp_path, gold_dir="widesearch_gold")
+    assert gold == tmp_path / "widesearch_gold"
+    loaded = load_tasks(jsonl)  # the gold folder is found beside the tasks file
+    assert [t.instance_id for t in loaded] == [t.instance_id for t in world.tasks()]
+
+
 def test_mismatches_finds_every_kind_of_error(world: World) -> None:
     t = world.list_task(0)
     assert t.mismatches(t.gold_markdown()) == []
