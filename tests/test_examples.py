@@ -45,4 +45,10 @@ def test_langgraph_app_example_embeds_the_graph(tmp_path: Path) -> None:
     csv_part = proc.stdout.split("CSV from the parent graph:\n", 1)[1].split("\n\n", 1)[0]
     lines = csv_part.strip().splitlines()
     assert lines[0].startswith("River,") and len(lines) == 4  # header + the 3 named rivers
-    assert "Tool answer:" in proc.stdout
+    # a MessagesState parent: the question in, exactly one AI message out, no lead or subagent messages
+    assert "Chat app: 2 messages, the last from the ai" in proc.stdout
+    # a LangChain agent (create_agent) called the graph as its one tool and got the table back
+    assert "Agent called ['wide_search']; the tool answered:" in proc.stdout
+    tool_part = proc.stdout.split("the tool answered:\n", 1)[1]
+    assert "| River |" in tool_part and tool_part.count("River |") >= 3
+    assert "Deprecat" not in proc.stderr
