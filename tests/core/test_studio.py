@@ -120,7 +120,7 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
                     final = part.data
                 elif part.event == "error":
                     pytest.fail(f"run failed: {part.data}")
-            assert final is not None and final["status"] == "ok" and final["errors"] == []
+            assert final is not None and final["status"] == "ok"  # the output schema: answer, table, status
             assert final["table"] == [
                 {"River": n, "Length": f["length"], "Mouth": f["mouth"]} for n, f in RIVERS.items()
             ]
@@ -128,7 +128,27 @@ async def test_langgraph_dev_serves_the_graph(corpus_path, index_dir, tmp_path):
 
             # the run is persisted on the thread like any LangGraph run
             state = await client.threads.get_state(thread["thread_id"])
-            assert state["values"]["answer"] == final["answer"]
+            assert state["values"]["answer"] == final["answer"] and state["values"]["errors"] == []
+
+            # Studio's run configuration: the graph's per-run settings, and a run that uses them
+            schemas = await client.assistants.get_schemas(assistants[0]["assistant_id"])
+            props = (schemas.get("context_schema") or {}).get("properties") or {}
+            assert {"max_subagents", "max_lead_turns", "max_subagent_turns", "language"} <= set(props)
+            assert set((schemas.get("output_schema") or {}).get("properties") or {}) >= {"answer", "table"}
+            waves = []
+            async for part in client.runs.stream(
+                None,
+                "wideseek",
+                input={"question": QUESTION},
+                stream_mode=["custom"],
+                stream_subgraphs=True,
+                context={"max_subagents": 2},
+            ):
+                if part.event.startswith("custom") and part.data["type"] == "wave":
+                    waves.append(part.data["subagents"])
+                elif part.event == "error":
+                    pytest.fail(f"run with a context failed: {part.data}")
+            assert waves and max(waves) == 2  # 5 rivers, at most 2 subagents per wave in this run
         finally:
             await client.aclose()
             os.killpg(proc.pid, signal.SIGTERM)
