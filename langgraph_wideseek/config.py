@@ -98,6 +98,13 @@ class WideSeekConfig(BaseSettings):
         validation_alias=_env("connect_timeout"),
         description="Seconds to open a connection to the model server, the judge or a search service.",
     )
+    first_response_timeout: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=_env("first_response_timeout"),
+        description="Seconds a model request waits before the server is asked whether it is alive (GET "
+        "/models, answered at once by a busy vLLM); no answer within 10 s fails the call as hung. 0: off.",
+    )
     max_retries: int = Field(
         4,
         ge=0,

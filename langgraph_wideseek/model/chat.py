@@ -479,6 +479,8 @@ class ChatVLLM(BaseChatModel):
 
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     connect_timeout: float = 10.0
+    first_response_timeout: float = 60.0
+    """Seconds before a waiting request checks that the server is alive (``OpenAITransport``); 0: off."""
     return_token_ids: bool = True
     logprobs: bool = True
     keep_reasoning: bool = True
@@ -511,6 +513,7 @@ class ChatVLLM(BaseChatModel):
             max_inflight=cfg.max_inflight_requests,
             max_reply_bytes=cfg.max_reply_bytes,
             connect_timeout=cfg.connect_timeout,
+            first_response_timeout=cfg.first_response_timeout,
             return_token_ids=cfg.return_token_ids,
             logprobs=cfg.logprobs,
             keep_reasoning=cfg.keep_reasoning,
@@ -678,6 +681,7 @@ class ChatVLLM(BaseChatModel):
                 retry=RetryPolicy(retries=self.max_retries, base_delay=self.retry_base_delay),
                 max_reply_bytes=self.max_reply_bytes,
                 connect_timeout=self.connect_timeout,
+                first_response_timeout=self.first_response_timeout,
             )
         return self._transport
 

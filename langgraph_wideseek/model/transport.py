@@ -69,8 +69,16 @@ class OpenAITransport:
     overloaded; waiting the whole timeout once per retry only hides it). Replies are read up to
     ``max_reply_bytes``; a longer one is cut off there and not retried (:class:`ReplyTooLarge`). A connection
     must open within ``connect_timeout``. While requests wait, a log line every ``progress_interval`` seconds
-    says so ("waiting for the model server at URL: 30 s"). Worst case for one call against a hung server:
-    ``(timeout_retries + 1) * timeout`` plus the backoff (about 10 minutes with the config's defaults).
+    says so ("waiting for the model server at URL: 30 s").
+
+    ``first_response_timeout`` separates a hung server from a slow generation, which look the same from
+    outside (vLLM sends a whole reply only when it is done): once a request has waited that long, the
+    transport asks the server for ``/models``, a route vLLM's API process answers at once however busy its
+    engine is. Any HTTP answer means alive (the request keeps waiting, up to ``timeout``, and is checked again
+    after each further ``first_response_timeout``); none within ``probe_timeout`` means hung, and the request
+    fails with :class:`ModelUnavailableError`, not retried. So a hung server fails a call in about
+    ``first_response_timeout + probe_timeout`` (70 s with the config's defaults); a slow but healthy one has
+    ``(timeout_retries + 1) * timeout``.
     """
 
     def __init__(
@@ -86,6 +94,8 @@ class OpenAITransport:
         connect_timeout: float = 10.0,
         timeout_retries: int = 1,
         progress_interval: float = 15.0,
+        first_response_timeout: float = 60.0,
+        probe_timeout: float = 10.0,
     ) -> None:
         self.base_url = check_http_url(base_url, f"the {what}'s URL")
         self._key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else (api_key or "")
@@ -94,6 +104,10 @@ class OpenAITransport:
         self.connect_timeout = connect_timeout
         self.timeout_retries = timeout_retries
         self.progress_interval = progress_interval
+        self.first_response_timeout = first_response_timeout  # 0: no liveness check
+        self.probe_timeout = probe_timeout
+        self._alive_at = -float("inf")  # loop time of the last answered probe (shared by waiting requests)
+        self._probe_lock: LoopLocal[asyncio.Lock] = LoopLocal(asyncio.Lock)
         self._waiting = 0  # requests of this transport waiting for their reply
         self._last_progress = 0.0
         self.retry = retry or RetryPolicy()
@@ -165,7 +179,49 @@ class OpenAITransport:
             ) from e
 
     async def post_once(self, path: str, payload: dict[str, Any]) -> Any:
-        """One attempt: the decoded body of a 200, :class:`RetryableError`, or :class:`ModelRequestError`."""
+        """One attempt: the decoded body of a 200, :class:`RetryableError`, :class:`ModelRequestError`, or
+        :class:`ModelUnavailableError` when the server stops answering while the request waits."""
+        if self.first_response_timeout <= 0:
+            return await self._post_once(path, payload)
+        request = asyncio.ensure_future(self._post_once(path, payload))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            while True:
+                done, _ = await asyncio.wait({request}, timeout=self.first_response_timeout)
+                if done:
+                    return request.result()
+                if not await self._alive():
+                    waited = loop.time() - start
+                    raise ModelUnavailableError(
+                        f"the {self.what} at {self.base_url} has not answered for {waited:.0f} s and does "
+                        f"not answer GET /models within {self.probe_timeout:g} s: it looks hung "
+                        "(set first_response_timeout=0 to wait the whole request_timeout instead)"
+                    )
+        finally:
+            if not request.done():
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
+
+    async def _alive(self) -> bool:
+        """Whether the server answers ``GET /models`` (any HTTP status) within ``probe_timeout``; one probe at
+        a time, and an answer counts for every request waiting on this transport for the next interval."""
+        loop = asyncio.get_running_loop()
+        async with self._probe_lock.get():
+            if loop.time() - self._alive_at < self.first_response_timeout / 2:
+                return True
+            try:
+                async with self._sessions.get().get(
+                    self.base_url + "/models", timeout=aiohttp.ClientTimeout(total=self.probe_timeout)
+                ):
+                    pass  # any status: the server's HTTP layer is alive
+            except (TimeoutError, aiohttp.ClientError) as e:
+                log.warning("%s at %s: liveness probe failed: %s", self.what, self.base_url, type(e).__name__)
+                return False
+            self._alive_at = loop.time()
+            return True
+
+    async def _post_once(self, path: str, payload: dict[str, Any]) -> Any:
         url = self.base_url + path
         watch = self._watch()
         try:

@@ -182,6 +182,45 @@ def test_default_worst_case_for_a_hung_server_is_minutes():
     t = llm.transport()
     worst = (t.timeout_retries + 1) * t.timeout + t.retry.max_delay
     assert worst <= 11 * 60 and t.connect_timeout <= 10 and t.progress_interval <= 30
+    # a server that answers nothing at all is found out much sooner, by the liveness probe
+    assert t.first_response_timeout + t.probe_timeout <= 75
+
+
+async def test_a_hung_server_fails_at_the_first_response_timeout_not_the_total_one(hostile):
+    srv = await hostile(hang)  # every route hangs, /v1/models too
+    transport = OpenAITransport(
+        srv.url + "/v1", timeout=30, retry=FAST, first_response_timeout=0.3, probe_timeout=0.3
+    )
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    try:
+        with pytest.raises(ModelUnavailableError, match="looks hung"):
+            await asyncio.wait_for(transport.post("/chat/completions", {}), 10)
+    finally:
+        await transport.aclose()
+    assert loop.time() - t0 < 3  # 0.3 s of waiting + a 0.3 s probe, not the 30 s request timeout
+    assert srv.requests == 2  # the request and one probe; a hung server is not asked again
+
+
+async def test_a_slow_but_alive_server_is_waited_for(hostile):
+    probes = []
+
+    async def slow_chat(request: web.Request) -> web.Response:
+        if request.path.endswith("/models"):
+            probes.append(request.method)
+            return web.json_response({"object": "list", "data": []})
+        await asyncio.sleep(1.2)  # a long generation: longer than the first-response timeout
+        return web.json_response({"ok": True})
+
+    srv = await hostile(slow_chat)
+    transport = OpenAITransport(
+        srv.url + "/v1", timeout=30, retry=FAST, first_response_timeout=0.3, probe_timeout=0.3
+    )
+    try:
+        assert await asyncio.wait_for(transport.post("/chat/completions", {}), 10) == {"ok": True}
+    finally:
+        await transport.aclose()
+    assert probes and set(probes) == {"GET"} and srv.requests == 1 + len(probes)  # one generation, no retry
 
 
 BAD_URLS = ["localhost:8000/v1", "http://", "htp://x/v1", "http://a:99999/v1", "http://a b"]
