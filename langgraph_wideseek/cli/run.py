@@ -101,12 +101,8 @@ def outcome(result: WideSeekResult) -> tuple[int, str | None]:
         return EXIT_NO_ANSWER, "the lead agent failed to produce an answer" + (f" ({lead})" if lead else "")
     if not result.answer.strip():
         return EXIT_NO_ANSWER, "the lead agent's answer is empty"
-    search = result.tools.get("search")
-    if search is not None and search.calls and search.failed == search.calls:
-        return EXIT_NO_EVIDENCE, (
-            f"every search call failed ({search.calls} of {search.calls}): the answer rests on no search "
-            "results (see the errors)"
-        )
+    if result.no_evidence:
+        return EXIT_NO_EVIDENCE, result.no_evidence
     return EXIT_OK, None
 
 

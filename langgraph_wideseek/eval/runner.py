@@ -207,6 +207,10 @@ def _record(task: Task, sample: int, result: Any, started: float) -> TrialRecord
     if answer is None and status == Status.OK:
         status = Status.FAILED
         errors.append("the agent returned no answer")
+    no_evidence = getattr(result, "no_evidence", None)
+    if isinstance(no_evidence, str) and status == Status.OK:
+        status = Status.FAILED  # the search service failed, not the model: never scored as the model's 0
+        errors.append(no_evidence)
     usage = _dump(getattr(result, "usage", None)) or {}
     return TrialRecord(
         instance_id=task.instance_id,

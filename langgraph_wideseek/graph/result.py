@@ -62,3 +62,18 @@ class WideSeekResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     tools: dict[str, ToolCount] = Field(default_factory=dict)
     trajectory: Trajectory
+
+    @property
+    def no_evidence(self) -> str | None:
+        """Why the answer rests on no search results (every search call failed), else ``None``.
+
+        Such an answer is a failure of the search service, not of the model: ``wideseek run`` exits 3 with
+        this reason and ``wideseek eval`` records the trial as failed (retried by ``--retry-failed``) instead
+        of scoring it."""
+        search = self.tools.get("search")
+        if search is not None and search.calls and search.failed == search.calls:
+            return (
+                f"every search call failed ({search.calls} of {search.calls}): the answer rests on no search "
+                "results (see the errors)"
+            )
+        return None

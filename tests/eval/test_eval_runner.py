@@ -19,6 +19,7 @@ from langgraph_wideseek.eval.runner import load_responses, read_results, run_eva
 from langgraph_wideseek.eval.summary import summarize
 from langgraph_wideseek.eval.table import to_markdown
 from langgraph_wideseek.graph.trajectory import AgentTrajectory, Completion, Trajectory, TurnRecord
+from langgraph_wideseek.tools.tally import ToolCount
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = ["ws_en_002", "ws_en_004", "ws_zh_003"]  # tasks the exact judge can score perfectly
@@ -75,7 +76,10 @@ class StandIn:
             return result_for(question, None, status="failed", errors=["lead exceeded its turn limit"])
         if mode == "hang":
             await asyncio.sleep(60)
-        return result_for(question, perfect(task))
+        result = result_for(question, perfect(task))
+        if mode == "no_search":  # the retriever was down: every search call failed, the answer is a guess
+            result.tools = {"search": ToolCount(calls=3, failed=3, items=4, failed_items=4)}
+        return result
 
 
 @pytest.fixture
@@ -133,6 +137,20 @@ async def test_failed_runs_count_as_zero_and_can_be_retried(tasks, tmp_path):
     )
     assert sorted(retry.calls) == sorted(["ws_en_002", "ws_en_004"] * 2)
     assert summary.failed_trials == 0 and summary.pooled.metrics["success"].avg == 100.0
+
+
+async def test_a_run_whose_every_search_failed_is_a_failed_trial_not_a_score(tasks, tmp_path):
+    agent = StandIn(tasks, fail={"ws_en_002": "no_search"})
+    summary = await run_eval(tasks, agent, ExactJudge(), tmp_path, samples=1, progress=False)
+    recs = {r.instance_id: r for r in read_results(tmp_path / "results.jsonl")}
+    assert recs["ws_en_002"].status == "failed"
+    assert any("every search call failed (3 of 3)" in e for e in recs["ws_en_002"].errors)
+    assert summary.failed_trials == 1 and summary.statuses == {"agent_failed": 1, "ok": 2}
+    retry = StandIn(tasks)
+    summary = await run_eval(
+        tasks, retry, ExactJudge(), tmp_path, samples=1, retry_failed=True, progress=False
+    )
+    assert retry.calls == ["ws_en_002"] and summary.failed_trials == 0
 
 
 async def test_a_hanging_run_times_out_as_a_failed_trial(tasks, tmp_path):
@@ -255,6 +273,7 @@ from langgraph_wideseek import WideSeekResult
 from langgraph_wideseek.eval import load_tasks
 from langgraph_wideseek.eval.runner import run_trials
 from langgraph_wideseek.eval.table import to_markdown
+from langgraph_wideseek.tools.tally import ToolCount
 from langgraph_wideseek.graph.trajectory import Trajectory
 
 data, out, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
