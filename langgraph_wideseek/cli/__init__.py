@@ -10,6 +10,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .exits import EXIT_INTERRUPTED
+
 # Subcommand modules, in help order. A module missing from an install (a trimmed build) is skipped.
 SUBCOMMANDS = ("run", "index", "eval", "serve_index", "simulate")
 
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return int(result or 0)
 
 

@@ -23,12 +23,7 @@ from ..graph.result import WideSeekResult
 from ..graph.trajectory import Status
 from ..runtime import check_writable_file
 from .common import add_agent_args, build_graph, config_from_args
-
-EXIT_OK = 0
-EXIT_NO_ANSWER = 1
-EXIT_USAGE = 2
-EXIT_NO_EVIDENCE = 3
-EXIT_OUTPUT_FAILED = 4
+from .exits import EXIT_NO_ANSWER, EXIT_NO_EVIDENCE, EXIT_OK, EXIT_OUTPUT_FAILED, EXIT_USAGE
 
 
 def register(sub: Any) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .exits import EXIT_USAGE
 
 if TYPE_CHECKING:
     from ..testing import FakeOpenAIServer, Reply, SyntheticTask, World
@@ -39,9 +40,6 @@ SAMPLE_QUESTIONS = 3
 # Largest --categories / --entities: a task over 50 entities takes the policy 1 + 5 waves + the answer, within
 # the paper's 10 lead turns; a bigger world would only generate tasks the default settings cannot finish.
 MAX_WORLD = 50
-# Exit statuses: options the user must change (also a busy port, an --out that cannot be written), and a stop
-# by signal, 128 + its number as shells report it (Ctrl-C: 130).
-EXIT_USAGE = 2
 
 
 def register(sub: Any) -> None:

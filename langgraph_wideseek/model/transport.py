@@ -342,7 +342,7 @@ class OpenAITransport:
                     f"{self.what} at {self.base_url} failed after {self.retry.retries + 1} attempts: {e}"
                 ) from e
             try:
-                async for data in _sse_data(resp.content, self.max_reply_bytes):
+                async for data in _sse_data(resp.content, self.max_reply_bytes, self.what):
                     if data == b"[DONE]":
                         return
                     event = loads(data)
@@ -355,12 +355,9 @@ class OpenAITransport:
                             raise ModelUnavailableError(f"{self.what} stream failed: {failure}") from failure
                         raise failure
                     yield event
-            except _StreamTooLarge as e:
+            except ReplyTooLarge:
                 resp.close()  # stop the transfer; what was already yielded stays with the caller
-                raise ReplyTooLarge(
-                    f"the {self.what}'s streamed reply exceeded max_reply_bytes "
-                    f"({self.max_reply_bytes} bytes); the transfer was stopped there"
-                ) from e
+                raise
             except (TimeoutError, aiohttp.ClientError) as e:
                 raise ModelUnavailableError(
                     f"{self.what} stream broke off: {type(e).__name__}: {self.redact(str(e))}"
@@ -392,11 +389,7 @@ def _is_error_event(event: dict[str, Any]) -> bool:
     return event.get("object") == "error" or ("error" in event and not event.get("choices"))
 
 
-class _StreamTooLarge(Exception):
-    """The stream passed ``max_reply_bytes`` (turned into :class:`ReplyTooLarge` where the limit is known)."""
-
-
-async def _sse_data(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+async def _sse_data(content: aiohttp.StreamReader, limit: int, what: str) -> AsyncIterator[bytes]:
     """The ``data`` of each server-sent event (multi-line data joined with newlines; other fields ignored),
     at most ``limit`` bytes of stream in all: an endless stream is as unbounded as an endless body."""
     lines: list[bytes] = []
@@ -404,7 +397,10 @@ async def _sse_data(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[
     async for raw in content:
         seen += len(raw)
         if seen > limit:
-            raise _StreamTooLarge
+            raise ReplyTooLarge(
+                f"the {what}'s streamed reply exceeded max_reply_bytes ({limit} bytes); "
+                "the transfer was stopped there"
+            )
         line = raw.rstrip(b"\r\n")
         if not line:
             if lines:
