@@ -94,7 +94,17 @@ def terminal_1(clone: Path) -> Iterator[subprocess.Popen]:
     (line,) = readme_blocks()[0]
     assert words(line) == ["make", "simulate"]
     # The setup stamps as make names them, taken as done: make must not reinstall into the test's venv.
-    command = ["make", "-o", ".venv/.core", "-o", ".venv/.extras", "simulate", "SIMULATE_ARGS=--port 0"]
+    # --no-print-directory: under `make test` (CI) this make is nested and would print its directory
+    command = [
+        "make",
+        "--no-print-directory",
+        "-o",
+        ".venv/.core",
+        "-o",
+        ".venv/.extras",
+        "simulate",
+        "SIMULATE_ARGS=--port 0",
+    ]
     dry = subprocess.run([*command[:1], "-n", *command[1:]], cwd=clone, capture_output=True, text=True)
     assert dry.stdout == ".venv/bin/python -m langgraph_wideseek simulate --port 0\n", dry.stdout + dry.stderr
     log = (clone / "terminal-1.log").open("w")
