@@ -12,7 +12,6 @@ from langgraph_wideseek import WideSeekConfig
 from langgraph_wideseek.testing import World
 
 DEMO_DIR = Path(os.environ.get("WIDESEEK_DEMO_DIR", ".wideseek-demo"))
-AGENT_TOOL = "wide_search"  # the name WideSeekGraph.as_tool() gives the graph as a tool
 
 
 @asynccontextmanager
@@ -28,13 +27,8 @@ async def demo_config(world: World, **overrides) -> AsyncIterator[WideSeekConfig
         "No OPENAI_BASE_URL set: using the built-in SIMULATED model server (a scripted policy).",
         file=sys.stderr,
     )
-    wideseek, assistant = WideSeekPolicy(), AssistantPolicy()
-
-    def policy(request: dict):
-        # One server plays both models of examples/langgraph_app.py, as one vLLM server would: an agent that
-        # holds the WideSeek tool gets the general assistant, every WideSeek role the scripted policy.
-        tools = {t.get("function", {}).get("name") for t in request.get("tools") or []}
-        return assistant(request) if AGENT_TOOL in tools else wideseek(request)
-
+    # one server plays both models of examples/langgraph_app.py, as one vLLM server would: every WideSeek role
+    # the scripted policy, anything else (an agent holding the graph as a tool) the general assistant
+    policy = WideSeekPolicy(others=AssistantPolicy())
     async with FakeOpenAIServer(policy) as server:
         yield WideSeekConfig(base_url=server.base_url, model="simulated", **base)

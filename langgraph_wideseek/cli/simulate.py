@@ -210,9 +210,12 @@ class _AnswersOnlyItsWorld:
 
 
 def _make_server(args: argparse.Namespace, questions: Path) -> FakeOpenAIServer:
-    from ..testing import FakeOpenAIServer, LatencyModel, WideSeekPolicy
+    from ..testing import AssistantPolicy, FakeOpenAIServer, LatencyModel, WideSeekPolicy
 
-    policy = WideSeekPolicy(think_tokens=args.think_tokens, hermes_text=args.no_parsers)
+    # others: an agent holding the graph as a tool uses the same server (examples/langgraph_app.py)
+    policy = WideSeekPolicy(
+        think_tokens=args.think_tokens, hermes_text=args.no_parsers, others=AssistantPolicy()
+    )
     latency = LatencyModel(
         base=args.latency_request,
         per_token=args.latency_token,

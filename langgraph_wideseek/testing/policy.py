@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -166,7 +167,9 @@ class WideSeekPolicy:
     entries would be dropped by the graph; the lead notices the missing reports and asks again).
     ``search_count`` is the top-k it asks for; ``extra_searches`` adds search turns per subagent (more work
     per subagent for scaling benchmarks). ``hermes_text=True`` emulates a server without tool/reasoning
-    parsers.
+    parsers. ``others`` answers the requests that are not a WideSeek role's (tools it does not know, such as
+    a LangChain agent holding the graph as its ``wide_search`` tool), as one served model answers every
+    caller; without it such a request fails (HTTP 500).
     """
 
     def __init__(
@@ -179,6 +182,7 @@ class WideSeekPolicy:
         extra_searches: int = 0,
         max_attempts: int = 2,
         hermes_text: bool = False,
+        others: Callable[[dict[str, Any]], Reply] | None = None,
     ) -> None:
         if max_per_wave < 1:
             raise ValueError("max_per_wave must be >= 1")
@@ -189,6 +193,7 @@ class WideSeekPolicy:
         self.extra_searches = extra_searches
         self.max_attempts = max_attempts
         self.hermes_text = hermes_text
+        self.others = others
         self.stats = PolicyStats()
 
     @property
@@ -203,6 +208,8 @@ class WideSeekPolicy:
             role, fn = "subagent", self._subagent
         elif not names:
             role, fn = "summarizer", self._summarize
+        elif self.others is not None:
+            return self.others(request)
         else:
             return self._fail(f"request with unknown tools {sorted(n or '' for n in names)}")
         self.stats.calls[role] += 1
