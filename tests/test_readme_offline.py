@@ -184,7 +184,7 @@ def check_studio(clone: Path, source: str, line: str) -> None:
             final = asyncio.run(_studio_run(port, question))
         except Exception as e:
             pytest.fail(f"Studio run failed: {e!r}\n{log_path.read_text()[-4000:]}")
-        assert final["status"] == "ok" and final["errors"] == []
+        assert final["status"] == "ok"  # the graph's output: answer, table, status (errors stay in its state)
         scored = asyncio.run(score_response(task, final["answer"], judge=ExactJudge()))
         assert scored.success
     finally:
