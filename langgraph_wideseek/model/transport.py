@@ -180,28 +180,48 @@ class OpenAITransport:
 
     async def post_once(self, path: str, payload: dict[str, Any]) -> Any:
         """One attempt: the decoded body of a 200, :class:`RetryableError`, :class:`ModelRequestError`, or
-        :class:`ModelUnavailableError` when the server stops answering while the request waits."""
-        if self.first_response_timeout <= 0:
-            return await self._post_once(path, payload)
-        request = asyncio.ensure_future(self._post_once(path, payload))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        :class:`ModelUnavailableError` when the server stops answering while the request waits (the liveness
+        check of :meth:`_watch`)."""
+        url = self.base_url + path
+        watch = self._watch()
         try:
-            while True:
-                done, _ = await asyncio.wait({request}, timeout=self.first_response_timeout)
-                if done:
-                    return request.result()
-                if not await self._alive():
-                    waited = loop.time() - start
-                    raise ModelUnavailableError(
-                        f"the {self.what} at {self.base_url} has not answered for {waited:.0f} s and does "
-                        f"not answer GET /models within {self.probe_timeout:g} s: it looks hung "
-                        "(set first_response_timeout=0 to wait the whole request_timeout instead)"
-                    )
+            async with self._limiter.slot():
+                async with self._sessions.get().post(url, data=dumps(payload)) as resp:
+                    capped = await read_capped(resp, self.max_reply_bytes)
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+        except aiohttp.ConnectionTimeoutError as e:
+            raise RetryableError(f"no connection within {self.connect_timeout:g}s") from e
+        except TimeoutError as e:
+            raise RequestTimedOut(f"request timed out after {self.timeout:g}s") from e
+        except aiohttp.ClientError as e:
+            raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e
+        except asyncio.CancelledError:
+            hung = watch.hung
+            if hung is None:
+                raise  # cancelled by its caller
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel was the liveness check's, turned into this error
+            raise ModelUnavailableError(
+                f"the {self.what} at {self.base_url} has not answered for {hung:.0f} s and does not answer "
+                f"GET /models within {self.probe_timeout:g} s: it looks hung "
+                "(set first_response_timeout=0 to wait the whole request_timeout instead)"
+            ) from None
         finally:
-            if not request.done():
-                request.cancel()
-                await asyncio.gather(request, return_exceptions=True)
+            watch()
+        if capped is None:
+            raise ReplyTooLarge(
+                f"the {self.what}'s reply exceeded max_reply_bytes ({self.max_reply_bytes} bytes); "
+                "the transfer was stopped there"
+            )
+        body = capped
+        if status == 200:
+            try:
+                return loads(body)
+            except json.JSONDecodeError as e:
+                raise RetryableError("server returned a non-JSON body with HTTP 200") from e
+        raise self._failure(status, body, retry_after)
 
     async def _alive(self) -> bool:
         """Whether the server answers ``GET /models`` (any HTTP status) within ``probe_timeout``; one probe at
@@ -221,36 +241,6 @@ class OpenAITransport:
             self._alive_at = loop.time()
             return True
 
-    async def _post_once(self, path: str, payload: dict[str, Any]) -> Any:
-        url = self.base_url + path
-        watch = self._watch()
-        try:
-            async with self._limiter.slot():
-                async with self._sessions.get().post(url, data=dumps(payload)) as resp:
-                    capped = await read_capped(resp, self.max_reply_bytes)
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-        except aiohttp.ConnectionTimeoutError as e:
-            raise RetryableError(f"no connection within {self.connect_timeout:g}s") from e
-        except TimeoutError as e:
-            raise RequestTimedOut(f"request timed out after {self.timeout:g}s") from e
-        except aiohttp.ClientError as e:
-            raise RetryableError(f"connection error: {type(e).__name__}: {self.redact(str(e))}") from e
-        finally:
-            watch()
-        if capped is None:
-            raise ReplyTooLarge(
-                f"the {self.what}'s reply exceeded max_reply_bytes ({self.max_reply_bytes} bytes); "
-                "the transfer was stopped there"
-            )
-        body = capped
-        if status == 200:
-            try:
-                return loads(body)
-            except json.JSONDecodeError as e:
-                raise RetryableError("server returned a non-JSON body with HTTP 200") from e
-        raise self._failure(status, body, retry_after)
-
     def _failure(self, status: int, body: bytes, retry_after: str | None) -> Exception:
         """The error for a non-200 answer (shared by :meth:`post_once` and :meth:`stream`)."""
         detail = self._error_detail(body)
@@ -260,38 +250,18 @@ class OpenAITransport:
             return ContextOverflowError(f"context overflow: {detail}", status, detail=detail)
         return ModelRequestError(f"HTTP {status} from {self.what}: {detail}", status, detail=detail)
 
-    def _watch(self) -> Callable[[], None]:
-        """Count one request as waiting and log, every ``progress_interval`` seconds while it waits, that the
-        server has not answered yet (one line per interval for the whole transport, however many wait).
-        Returns the function that ends the watch."""
+    def _watch(self) -> _Watch:
+        """Count one request as waiting, on one timer for both jobs: log, every ``progress_interval`` seconds
+        while it waits, that the server has not answered yet (one line per interval for the whole transport,
+        however many wait); and once it has waited ``first_response_timeout``, and after each further one,
+        ask whether the server is alive: if not, the request's task is cancelled and ``hung`` set, which
+        :meth:`post_once` turns into :class:`ModelUnavailableError`. Calling the result ends the watch."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        watch = _Watch(self, loop, asyncio.current_task())
         self._waiting += 1
-        handle: asyncio.TimerHandle | None = None
-
-        def tick() -> None:
-            nonlocal handle
-            now = loop.time()
-            if now - self._last_progress >= self.progress_interval * 0.9:
-                self._last_progress = now
-                log.warning(
-                    "waiting for the %s at %s: %.0f s (%d request(s) waiting)",
-                    self.what,
-                    self.base_url,
-                    now - start,
-                    self._waiting,
-                )
-            handle = loop.call_later(self.progress_interval, tick)
-
-        if self.progress_interval > 0:
-            handle = loop.call_later(self.progress_interval, tick)
-
-        def done() -> None:
-            self._waiting -= 1
-            if handle is not None:
-                handle.cancel()
-
-        return done
+        if watch.every > 0:
+            watch.handle = loop.call_later(watch.every, watch.tick)
+        return watch
 
     def _error_detail(self, body: bytes) -> str:
         text = body.decode("utf-8", "replace")
@@ -383,6 +353,61 @@ class OpenAITransport:
         finally:
             resp.release()
         raise self._failure(resp.status, body, resp.headers.get("Retry-After"))
+
+
+class _Watch:
+    """One waiting request of :meth:`OpenAITransport._watch`: a timer, not a task, so that the hot path
+    (thousands of calls a second in RL rollouts) pays one ``call_later`` per request."""
+
+    __slots__ = ("every", "handle", "hung", "loop", "next_probe", "probe", "start", "task", "transport")
+
+    def __init__(
+        self, transport: OpenAITransport, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None
+    ) -> None:
+        self.transport = transport
+        self.loop = loop
+        self.task = task
+        self.start = loop.time()
+        frt = transport.first_response_timeout if task is not None else 0.0
+        intervals = [t for t in (transport.progress_interval, frt) if t > 0]
+        self.every = min(intervals) if intervals else 0.0
+        self.next_probe = self.start + frt if frt > 0 else float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+        self.hung: float | None = None  # seconds waited when the server was found hung
+        self.probe: asyncio.Task[None] | None = None  # held here: the loop keeps only a weak reference
+
+    def tick(self) -> None:
+        t = self.transport
+        now = self.loop.time()
+        if t.progress_interval > 0 and now - t._last_progress >= t.progress_interval * 0.9:
+            t._last_progress = now
+            log.warning(
+                "waiting for the %s at %s: %.0f s (%d request(s) waiting)",
+                t.what,
+                t.base_url,
+                now - self.start,
+                t._waiting,
+            )
+        if now >= self.next_probe and (self.probe is None or self.probe.done()):
+            self.probe = self.loop.create_task(self._probe())
+        self.handle = self.loop.call_later(self.every, self.tick)
+
+    async def _probe(self) -> None:
+        try:
+            alive = await self.transport._alive()
+        except Exception:  # a probe that cannot run says nothing about the server: keep waiting
+            log.warning("liveness probe of %s could not run", self.transport.base_url, exc_info=True)
+            alive = True
+        self.next_probe = self.loop.time() + self.transport.first_response_timeout
+        if not alive and self.handle is not None and self.task is not None and not self.task.done():
+            self.hung = self.loop.time() - self.start
+            self.task.cancel()
+
+    def __call__(self) -> None:
+        self.transport._waiting -= 1
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None  # ended: a probe still running must not cancel the task any more
 
 
 def _is_error_event(event: dict[str, Any]) -> bool:
