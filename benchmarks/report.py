@@ -505,6 +505,34 @@ def fill_notes(text: str, results: dict[str, Any]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", figure, text)
 
 
+def cpu_goal_prose(data: dict[str, Any]) -> str:
+    """What the CPU goal's status means, from the figures of the run on this page: the 2 ms goal is absolute,
+    but this shared machine's speed drifts (its own floor, a raw aiohttp loop playing the same protocol, moved
+    by 1.6x between measurements), so the graph's cost is also given as a multiple of that floor."""
+    rows = data.get("results") or {}
+
+    def ms(kind: str) -> float | None:
+        v = (rows.get(kind) or {}).get("cpu_ms_per_call")
+        return float(v) if v is not None else None
+
+    floor, rollout, default = ms("raw_protocol"), ms("wideseek_graph"), ms("wideseek_graph_subgraph")
+    if not (floor and rollout and default):
+        return "_CPU goal: no complete overhead run yet._\n"
+    return (
+        f"CPU per model call in this run: {rollout:.2f} ms in the mode rollouts run in "
+        f"(`subagent_subgraph=False`, which `training/` uses) and {default:.2f} ms in the default, "
+        "which keeps each subagent a compiled subgraph so Studio, `astream(subgraphs=True)` and "
+        "checkpoints see every turn; the protocol floor (a raw aiohttp loop playing the same rollouts) "
+        f"cost {floor:.2f} ms in the same run, so the graph costs {rollout / floor:.1f}x and "
+        f"{default / floor:.1f}x the floor. The goal is met or missed with the machine's speed as much as "
+        "with the code: compare commits A/B (notes below). The default's extra cost is LangGraph's own "
+        "work for one superstep of a subgraph (scheduling, channel updates and config merging; see the "
+        "profiles below). Against a real vLLM server, where one call takes hundreds of milliseconds, "
+        "either is under 1% of the wall time; where it matters (thousands of rollouts sharing a CPU) the "
+        "rollout mode applies.\n"
+    )
+
+
 def render() -> Path:
     results = {
         n: _load(n) for n in ("width", "overhead", "scale", "search", "prefix", "scoring", "search_choice")
@@ -550,12 +578,7 @@ Machine: {mline}.
 ## Goals
 
 {goals_section(goals)}
-The CPU goal is met by the mode rollouts run in (`subagent_subgraph=False`, which `training/` uses) and
-missed by the default, which keeps each subagent a compiled subgraph so Studio, `astream(subgraphs=True)`
-and checkpoints see every turn. The remaining 1 ms per call is LangGraph's own work for one superstep of a
-subgraph (scheduling, channel updates and config merging; see the profiles below). Against a real vLLM
-server, where one call takes hundreds of milliseconds, it is under 1% of the wall time; where it matters
-(thousands of rollouts sharing a CPU) the rollout mode applies.
+{cpu_goal_prose(results["overhead"])}
 
 ## 1. Width scaling
 
