@@ -12,10 +12,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from core.helpers import corpus_records  # tests/ is on sys.path (pytest rootdir-relative imports)
 
 from langgraph_wideseek.testing import FakeOpenAIServer
+
+# CI (.ci/run sets HYPOTHESIS_PROFILE=ci) replays the same examples on every run, so a landing is never red by
+# the luck of a draw; a developer's runs keep drawing new ones, which is how new cases are found.
+hypothesis.settings.register_profile("ci", derandomize=True)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Variables that would leak a developer's real settings into the config under test.
 _ENV_PREFIXES = ("WIDESEEK_", "OPENAI_", "TAVILY_", "LANGSMITH_", "LANGCHAIN_")

@@ -191,8 +191,10 @@ def test_response_reader_drops_unnamed_columns():
 
 # --- properties ---------------------------------------------------------------------------------------------
 
+# No U+FEFF: the reader drops a byte-order mark at the start of the text, as pandas' C parser does, so a first
+# cell starting with one does not round-trip, by design (hypothesis found it).
 _plain = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='|"'), max_size=12
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='|"\ufeff'), max_size=12
 ).filter(lambda s: s == s.strip() and s not in NA_TOKENS)
 
 
