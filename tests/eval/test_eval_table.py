@@ -6,6 +6,8 @@ same functions against pandas itself when it is installed).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,6 +244,8 @@ def test_to_markdown_is_read_back_as_written(rows):
     rows = [r for r in rows if all((render_column([c]) == [c] and c.isascii()) or not c.isascii() for c in r)]
     # a row whose cells are all "-", ":" or spaces looks like a separator line: the official clean-up drops it
     rows = [r for r in rows if not all(set(c) <= set("-: ") for c in r)]
+    # the official clean-up removes white space around every "|" of a line, quoted cells included
+    rows = [r for r in rows if not any(re.search(r"\s\||\|\s", c) for c in r)]
     if not rows:
         return
     cols = ["c1", "c2"]
